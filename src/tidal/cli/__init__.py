@@ -1,0 +1,1 @@
+"""The `tidal` command line, shaped after the flux CLI."""

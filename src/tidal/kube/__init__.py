@@ -1,0 +1,1 @@
+"""Kubernetes access: connection, YAML manifests, object identity, apply, health."""

@@ -1,0 +1,17 @@
+"""Pinned versions of the test control plane.
+
+One Kubernetes release for apiserver, controller-manager and scheduler; the etcd release whose
+client that Kubernetes release vendors; the newest kwok. Changing a pin changes the cache key, so
+a stale build is never reused.
+"""
+
+KUBERNETES = "v1.37.2"
+ETCD = "v3.7.2"
+KWOK = "v0.8.0"
+
+# The Go toolchain directive written into the wrapper modules; k8s.io/kubernetes v1.37 asks 1.26.
+GO_DIRECTIVE = "1.26.0"
+
+
+def cache_key() -> str:
+    return f"k8s-{KUBERNETES}_etcd-{ETCD}_kwok-{KWOK}"
