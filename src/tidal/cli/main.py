@@ -23,11 +23,17 @@ class GlobalOptions:
 @click.option("--kubeconfig", envvar="KUBECONFIG", help="Path to the kubeconfig file.")
 @click.option("--context", help="Kubernetes context to use.")
 @click.option(
-    "-n", "--namespace", default="flux-system", show_default=True,
+    "-n",
+    "--namespace",
+    default="flux-system",
+    show_default=True,
     help="The namespace scope for this operation.",
 )
 @click.option(
-    "--timeout", type=float, default=300.0, show_default=True,
+    "--timeout",
+    type=float,
+    default=300.0,
+    show_default=True,
     help="Seconds to wait for an operation against the cluster.",
 )
 @click.pass_context

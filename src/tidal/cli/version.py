@@ -14,12 +14,14 @@ from tidal import __version__
 from tidal.kube.client import ApiError, Kube, KubeConfigError
 
 
-async def _server_version(kubeconfig: str | None, context: str | None, timeout: float) -> str:
-    async with Kube.from_kubeconfig(kubeconfig, context) as kube:
-        return await asyncio.wait_for(kube.server_version(), timeout)
+async def _server_version(kubeconfig: str | None, context: str | None, seconds: float) -> str:
+    async with asyncio.timeout(seconds), Kube.from_kubeconfig(kubeconfig, context) as kube:
+        return await kube.server_version()
 
 
-def collect(kubeconfig: str | None, context: str | None, timeout: float, client_only: bool) -> dict[str, Any]:
+def collect(
+    kubeconfig: str | None, context: str | None, timeout: float, client_only: bool
+) -> dict[str, Any]:
     info: dict[str, Any] = {"tidal": __version__, "python": platform.python_version()}
     if client_only:
         return info
@@ -35,7 +37,10 @@ def collect(kubeconfig: str | None, context: str | None, timeout: float, client_
 @click.command()
 @click.option("--client", "client_only", is_flag=True, help="Print only the client's versions.")
 @click.option(
-    "-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text",
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "yaml"]),
+    default="text",
     help="Output format.",
 )
 @click.pass_obj

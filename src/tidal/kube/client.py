@@ -8,7 +8,9 @@ arbitrary kinds, most of them unknown until discovery.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -37,8 +39,11 @@ class ApiError(RuntimeError):
         super().__init__(f"{method} {path}: {message}")
 
 
-def load_config(kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None) -> SingleConfig:
-    """Resolve credentials as kubectl does: --kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster."""
+def load_config(
+    kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None
+) -> SingleConfig:
+    """Resolve credentials as kubectl does: --kubeconfig, $KUBECONFIG, ~/.kube/config,
+    then the in-cluster ServiceAccount."""
     try:
         if kubeconfig is not None:
             path = Path(kubeconfig).expanduser()
@@ -122,6 +127,55 @@ class Kube:
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         return await self.request("GET", path, params=params)
+
+    async def apply(
+        self,
+        path: str,
+        obj: dict[str, Any],
+        *,
+        field_manager: str,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Server-side apply of `obj` at its resource path (…/namespaces/NS/PLURAL/NAME)."""
+        params = {"fieldManager": field_manager}
+        if force:
+            params["force"] = "true"
+        if dry_run:
+            params["dryRun"] = "All"
+        # JSON is a subset of YAML, so the apply patch can travel as JSON: no YAML emitter here.
+        return await self.request(
+            "PATCH", path, body=obj, params=params, content_type="application/apply-patch+yaml"
+        )
+
+    async def watch(
+        self, path: str, *, resource_version: str = "", timeout_seconds: int = 300
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield watch events ({"type": ..., "object": ...}) of a collection until the server
+        closes the stream; the caller resumes from the last resourceVersion it saw."""
+        params = {
+            "watch": "1",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        headers = [("Accept", "application/json"), *self._identity]
+        timeout = httpx.Timeout(timeout_seconds + 30.0, connect=5.0)
+        async with self._http.stream(
+            "GET", path, params=params, headers=headers, timeout=timeout
+        ) as resp:
+            if resp.status_code >= 400:
+                body = await resp.aread()
+                try:
+                    data = json.loads(body)
+                except ValueError:
+                    data = {"message": body[:500].decode(errors="replace")}
+                raise ApiError(resp.status_code, data, "WATCH", path)
+            async for line in resp.aiter_lines():
+                if line:
+                    event: dict[str, Any] = json.loads(line)
+                    yield event
 
     async def server_version(self) -> str:
         return str((await self.get("/version"))["gitVersion"])

@@ -1,0 +1,25 @@
+# The two commands of the README: `make run` and `make test`. Both set up what is missing first.
+.PHONY: setup run test lint unit e2e down
+
+setup:
+	@scripts/setup.sh
+
+# Start the test control plane (left running) and show tidal talking to it.
+run: setup
+	.venv/bin/python -m testenv up
+	.venv/bin/tidal --kubeconfig .testenv/kubeconfig version
+
+down:
+	.venv/bin/python -m testenv down
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+# The whole suite: lint, types, unit, corpus and e2e tests (the e2e tests start their own plane).
+test: lint
+	.venv/bin/python -m pytest
+
+unit: setup
+	.venv/bin/python -m pytest -m "not e2e"
