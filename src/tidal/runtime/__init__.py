@@ -1,0 +1,1 @@
+"""The controller runtime: work queue, jitter and workers that drive reconcilers."""
