@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,15 +61,15 @@ from testenv.git_repos import (
     set_head,
 )
 from testenv.git_ssh import GitSSHServer
-from testenv.pki_util import CA, CertKey, write_private
+from testenv.pki import CertificateAuthority, KeyPair, write_private
 
 __all__ = [
-    "CA",
-    "CertKey",
+    "CertificateAuthority",
     "FileContent",
     "GitError",
     "GitHTTPServer",
     "GitSSHServer",
+    "KeyPair",
     "RepoStats",
     "RequestRecord",
     "commit_tree",
@@ -215,6 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "tidal-git-http/1"
     timeout = 60  # idle keep-alive connections are dropped after this
+    # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK
+    # stalls every response by ~40 ms.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -309,8 +312,8 @@ class _Handler(BaseHTTPRequestHandler):
         injected = owner._take_injection(repo)
         if injected is not None:
             msg = f"injected failure {injected}\n".encode()
-            self._send_simple(injected, msg)
             record(injected, INJECTED, None, len(msg))
+            self._send_simple(injected, msg)
             return
 
         ok, user, auth_type = self._authenticate(owner)
@@ -321,14 +324,21 @@ class _Handler(BaseHTTPRequestHandler):
             if owner.token is not None:
                 challenges.append(("WWW-Authenticate", f'Bearer realm="{owner.realm}"'))
             msg = b"authentication required\n"
-            self._send_simple(401, msg, challenges)
             record(401, UNAUTHORIZED, None, len(msg))
+            self._send_simple(401, msg, challenges)
             return
 
         if owner.latency:
             time.sleep(owner.latency)
-        status, out_bytes = self._run_backend(owner, path, url.query, body, user, auth_type)
-        record(status, kind, user, out_bytes)
+        self._run_backend(
+            owner,
+            path,
+            url.query,
+            body,
+            user,
+            auth_type,
+            lambda status, out_bytes: record(status, kind, user, out_bytes),
+        )
 
     def _run_backend(
         self,
@@ -338,7 +348,10 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         user: str | None,
         auth_type: str | None,
-    ) -> tuple[int, int]:
+        on_done: Callable[[int, int], None],
+    ) -> None:
+        """Run git http-backend for this request and stream its response. Calls
+        on_done(status, bytes_out) once, before the last bytes of the response are sent."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "GIT_PROJECT_ROOT": str(owner.repos_root),
@@ -390,6 +403,7 @@ class _Handler(BaseHTTPRequestHandler):
         errer.start()
         out_bytes = 0
         status = 502
+        recorded = False
         try:
             assert isinstance(proc.stdout, io.BufferedReader)
             stdout = proc.stdout
@@ -405,17 +419,22 @@ class _Handler(BaseHTTPRequestHandler):
             if not length_known:
                 self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            data = first
+            # Hold back the last piece until the request is recorded, so a client that has
+            # its complete response always finds the request in the log/counters.
+            pending = first
             while True:
-                if data:
-                    out_bytes += len(data)
-                    if length_known:
-                        self.wfile.write(data)
-                    else:
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 data = stdout.read1(65536)
                 if not data:
                     break
+                if pending:
+                    out_bytes += len(pending)
+                    self._write_body(pending, chunked=not length_known)
+                pending = data
+            out_bytes += len(pending)
+            on_done(status, out_bytes)
+            recorded = True
+            if pending:
+                self._write_body(pending, chunked=not length_known)
             if not length_known:
                 self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
@@ -435,7 +454,14 @@ class _Handler(BaseHTTPRequestHandler):
             err = b"".join(stderr_chunks).decode(errors="replace").strip()
             if err:
                 owner._log(f"http-backend {self.command} {path}: {err}")
-        return status, out_bytes
+            if not recorded:  # the client went away mid-response
+                on_done(status, out_bytes)
+
+    def _write_body(self, data: bytes, *, chunked: bool) -> None:
+        if chunked:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self.wfile.write(data)
 
 
 def _read_cgi_headers(stdout: io.BufferedReader) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -562,11 +588,13 @@ class GitHTTPServer:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="tidal-git-http-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
 
-        self.ca = CA.create("tidal test git CA")
-        self.server_cert: CertKey = self.ca.issue_localhost_server()
-        self.client_cert: CertKey = self.ca.issue("git-client", server=False)
+        self.ca = CertificateAuthority("tidal test git CA")
+        self.server_cert: KeyPair = self.ca.issue(
+            "localhost", server=True, dns_names=("localhost",), ips=("127.0.0.1", "::1")
+        )
+        self.client_cert: KeyPair = self.ca.issue("git-client", client=True)
         self.ca_pem_path = self.workdir / "ca.pem"
-        self.ca_pem_path.write_bytes(self.ca.cert_pem)
+        self.ca_pem_path.write_bytes(self.ca.pair.cert_pem)
         self.cert_path = self.workdir / "server.pem"
         self.cert_path.write_bytes(self.server_cert.cert_pem)
         self.key_path = write_private(self.workdir / "server-key.pem", self.server_cert.key_pem)
@@ -667,7 +695,7 @@ class GitHTTPServer:
         ctx.set_alpn_protocols(["http/1.1"])
         if self.client_cert_required:
             ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.load_verify_locations(cadata=self.ca.cert_pem.decode())
+            ctx.load_verify_locations(cadata=self.ca.pair.cert_pem.decode())
         return ctx
 
     # -- addressing ----------------------------------------------------------------------------
@@ -683,7 +711,7 @@ class GitHTTPServer:
 
     @property
     def ca_pem(self) -> bytes:
-        return self.ca.cert_pem
+        return self.ca.pair.cert_pem
 
     def repo_path(self, name: str) -> Path:
         """On-disk path of repository `name` ("app", "app.git" or "org/app")."""

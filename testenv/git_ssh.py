@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Self
 
 from testenv.git_repos import git_env
-from testenv.pki_util import SSHKeyPair, generate_ssh_key, write_private
+from testenv.pki import SSHKeyPair, generate_ssh_key, write_private
 
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")

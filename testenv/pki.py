@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = dt.timedelta(days=365)
@@ -26,11 +27,9 @@ class KeyPair:
     key_pem: bytes
 
     def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
-        cert, key = directory / f"{stem}.crt", directory / f"{stem}.key"
+        cert = directory / f"{stem}.crt"
         cert.write_bytes(self.cert_pem)
-        key.write_bytes(self.key_pem)
-        key.chmod(0o600)
-        return cert, key
+        return cert, write_private(directory / f"{stem}.key", self.key_pem)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -124,3 +123,52 @@ def service_account_keys() -> tuple[bytes, bytes]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return _key_pem(key), public
+
+
+@dataclass(frozen=True)
+class SSHKeyPair:
+    """An SSH key pair: OpenSSH private key PEM and the `authorized_keys` style public line."""
+
+    key_type: str  # "ed25519" or "rsa"
+    private_pem: bytes
+    public_line: str  # e.g. "ssh-ed25519 AAAA..." (no comment)
+
+    @property
+    def algorithm(self) -> str:
+        return self.public_line.split(" ", 1)[0]
+
+    @property
+    def public_blob(self) -> str:
+        return self.public_line.split(" ", 2)[1]
+
+
+def generate_ssh_key(key_type: str = "ed25519", rsa_bits: int = 3072) -> SSHKeyPair:
+    """Generate an SSH key pair in OpenSSH formats (`-----BEGIN OPENSSH PRIVATE KEY-----`)."""
+    key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+    if key_type == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    elif key_type == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+    else:
+        raise ValueError(f"unsupported SSH key type {key_type!r}")
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public_line = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    return SSHKeyPair(key_type=key_type, private_pem=private_pem, public_line=public_line)
+
+
+def write_private(path: Path, data: bytes) -> Path:
+    """Write secret material readable only by the owner (ssh refuses group/world-readable keys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    path.chmod(0o600)
+    return path

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from testenv import build, plane
-from tests.fixtures_git import *  # noqa: F403  (fixtures are found by name)
 from tidal.kube.client import ApiError, Kube
+
+pytest_plugins = ["tests.fixtures_git"]
 
 
 @dataclass(frozen=True)
