@@ -1,0 +1,1 @@
+"""Source artifacts: ignore rules, deterministic tarballs, revisions and on-disk storage."""
