@@ -11,7 +11,6 @@ The corpus is ../shared/corpus next to the repository, or $TIDAL_CORPUS.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.corpus_path import corpus_root
 from tidal.kube.yamlio import ManifestError, load_all
 
-CORPUS = Path(
-    os.environ.get("TIDAL_CORPUS") or Path(__file__).resolve().parents[3] / "shared" / "corpus"
-)
-if not CORPUS.is_dir():
-    pytest.skip(f"corpus not found at {CORPUS} (set TIDAL_CORPUS)", allow_module_level=True)
+_root = corpus_root()
+if _root is None:
+    pytest.skip("corpus not found (set TIDAL_CORPUS)", allow_module_level=True)
+CORPUS: Path = _root
 
 GO_TEMPLATE = "Go template: flux CLI fixture with {{ .fluxns }} placeholders"
 HELM_TEMPLATE = "Helm chart template ({{ ... }}), rendered by Helm first"
