@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tidal.api.meta import Artifact
 from tidal.source.archive import Archiver, Sink
 from tidal.source.storage import (
-    Artifact,
     Storage,
     StorageError,
     StoragePathError,
@@ -26,6 +26,7 @@ from tidal.source.storage import (
 )
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+NOW_TEXT = "2026-05-01T12:00:00Z"
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_set_hostname_keeps_scheme_and_path(tmp_path: Path) -> None:
 
 
 def test_with_current_url(storage: Storage) -> None:
-    old = Artifact("gitrepository/ns/x/f.tar.gz", "http://old/f", "r", "sha256:0", NOW)
+    old = Artifact("gitrepository/ns/x/f.tar.gz", "http://old/f", "r", "sha256:0", NOW_TEXT)
     assert storage.with_current_url(old).url == storage.url_for(old.path)
 
 
@@ -155,9 +156,9 @@ def test_store_writes_atomically_with_digest_and_mode(storage: Storage, tmp_path
     assert sorted(p.name for p in local.parent.iterdir()) == ["abc.tar.gz"]  # no temp left
     assert storage.exists(artifact)
     storage.verify(artifact)
-    age = datetime.now(UTC) - artifact.last_update_time
+    age = datetime.now(UTC) - parse_time(artifact.last_update_time)
     assert timedelta(0) <= age < timedelta(seconds=5)
-    assert artifact.last_update_time.microsecond == 0
+    assert parse_time(artifact.last_update_time).microsecond == 0
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(storage: Storage) -> None:
@@ -194,7 +195,7 @@ def test_exists_is_false_for_missing_or_non_regular(storage: Storage) -> None:
     assert not storage.exists(artifact)
     (storage.root / "k/n/x/f").mkdir()
     assert not storage.exists(artifact)
-    escaped = Artifact("../outside", "u", "r", "", NOW)
+    escaped = Artifact("../outside", "u", "r", "", NOW_TEXT)
     assert not storage.exists(escaped)
 
 
@@ -222,17 +223,17 @@ def test_lock_excludes_other_threads(storage: Storage) -> None:
 # -- the status object ----------------------------------------------------------------------------
 
 
-def test_to_status_uses_flux_field_names() -> None:
+def test_status_uses_flux_field_names() -> None:
     artifact = Artifact(
         path="gitrepository/flux-system/podinfo/abc.tar.gz",
         url="http://h/gitrepository/flux-system/podinfo/abc.tar.gz",
         revision="main@sha1:abc",
         digest="sha256:0123",
-        last_update_time=datetime(2026, 5, 1, 12, 0, 0, 999_999, tzinfo=UTC),
+        last_update_time="2026-05-01T12:00:00Z",
         size=1234,
         metadata={"org.opencontainers.image.revision": "main@sha1:abc"},
     )
-    status = artifact.to_status()
+    status = artifact.to_dict()
     assert status == {
         "path": "gitrepository/flux-system/podinfo/abc.tar.gz",
         "url": "http://h/gitrepository/flux-system/podinfo/abc.tar.gz",
@@ -242,56 +243,49 @@ def test_to_status_uses_flux_field_names() -> None:
         "size": 1234,
         "metadata": {"org.opencontainers.image.revision": "main@sha1:abc"},
     }
-    assert list(status) == [
-        "path",
-        "url",
-        "revision",
-        "digest",
-        "lastUpdateTime",
-        "size",
-        "metadata",
-    ]
 
 
-def test_empty_fields_are_omitted() -> None:
-    status = Artifact("p", "u", "r", "", NOW).to_status()
+def test_empty_optional_fields_are_omitted() -> None:
+    status = Artifact("p", "u", "r", "sha256:00", NOW_TEXT).to_dict()
     assert status == {
         "path": "p",
         "url": "u",
         "revision": "r",
+        "digest": "sha256:00",
         "lastUpdateTime": "2026-05-01T12:00:00Z",
     }
 
 
 def test_status_round_trip() -> None:
-    artifact = Artifact("p", "u", "r", "sha256:00", NOW, 10, {"a": "b"})
-    assert Artifact.from_status(artifact.to_status()) == artifact
+    artifact = Artifact("p", "u", "r", "sha256:00", NOW_TEXT, 10, {"a": "b"})
+    assert Artifact.from_dict(artifact.to_dict()) == artifact
 
 
-def test_from_status_accepts_offsets_and_fractions() -> None:
-    status = {
-        "path": "p",
-        "url": "u",
-        "revision": "r",
-        "lastUpdateTime": "2026-05-01T14:00:00.5+02:00",
-    }
-    artifact = Artifact.from_status(status)
-    assert artifact.last_update_time == NOW.replace(microsecond=500_000)
-    assert artifact.size is None and artifact.metadata == {} and artifact.digest == ""
+def test_stored_artifact_time_is_whole_seconds_utc(storage: Storage) -> None:
+    artifact = storage.store("k/n/x/f", "r", lambda out: out.write(b"data"))
+    assert parse_time(artifact.last_update_time).microsecond == 0
+    assert artifact.last_update_time.endswith("Z")
 
 
 @pytest.mark.parametrize(
     "status",
     [
-        {"url": "u", "lastUpdateTime": "2026-05-01T12:00:00Z"},
-        {"path": "p", "url": "u"},
-        {"path": "p", "url": "u", "lastUpdateTime": "2026-05-01T12:00:00"},
-        {"path": "p", "url": "u", "lastUpdateTime": "2026-05-01T12:00:00Z", "size": "12"},
+        {"url": "u", "revision": "r", "digest": "sha256:0", "lastUpdateTime": NOW_TEXT},
+        {"path": "p", "url": "u", "revision": "r", "digest": "sha256:0"},
+        {"path": "p", "url": "u", "revision": "r", "digest": "nocolon", "lastUpdateTime": NOW_TEXT},
+        {
+            "path": "p",
+            "url": "u",
+            "revision": "r",
+            "digest": "sha256:0",
+            "lastUpdateTime": NOW_TEXT,
+            "size": "12",
+        },
     ],
 )
-def test_from_status_rejects_bad_input(status: dict[str, object]) -> None:
+def test_bad_status_is_refused(status: dict[str, object]) -> None:
     with pytest.raises(ValueError):
-        Artifact.from_status(status)
+        Artifact.from_dict(status)
 
 
 def test_time_format() -> None:
@@ -304,7 +298,7 @@ def test_time_format() -> None:
 
 
 def test_revision_and_digest_equality_is_plain() -> None:
-    artifact = Artifact("p", "u", "main@sha1:" + "a" * 40, "sha256:00", NOW)
+    artifact = Artifact("p", "u", "main@sha1:" + "a" * 40, "sha256:00", NOW_TEXT)
     assert artifact.has_revision("main@sha1:" + "a" * 40)
     assert not artifact.has_revision("main/" + "a" * 40)
     assert artifact.has_digest("sha256:00")

@@ -98,6 +98,13 @@ class Artifact(Model):
         dict[str, str], field("Extra information about the artifact, e.g. OCI annotations.")
     ] = {}
 
+    # Plain string equality, as Flux's HasRevision/HasDigest: no parsing of legacy forms.
+    def has_revision(self, revision: str) -> bool:
+        return self.revision == revision
+
+    def has_digest(self, digest: str) -> bool:
+        return self.digest == digest
+
 
 class LocalObjectReference(Model):
     """A reference to an object in the same namespace."""

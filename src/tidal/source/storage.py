@@ -11,7 +11,6 @@ The API is blocking file I/O; asyncio callers run it in a worker thread.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import os
 import posixpath
@@ -20,12 +19,13 @@ import socket
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
+
+from tidal.api.meta import Artifact
 from tidal.source.archive import Hasher, Sink, digest_file, new_hasher, parse_digest
 
 DEFAULT_RETENTION_TTL = timedelta(minutes=1)
@@ -65,60 +65,6 @@ def now() -> datetime:
 
 
 # -- the artifact ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """`status.artifact` (meta.Artifact)."""
-
-    path: str
-    url: str
-    revision: str
-    digest: str
-    last_update_time: datetime
-    size: int | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
-
-    def to_status(self) -> dict[str, Any]:
-        """The JSON object Flux writes: digest, size and metadata left out when empty."""
-        out: dict[str, Any] = {"path": self.path, "url": self.url, "revision": self.revision}
-        if self.digest:
-            out["digest"] = self.digest
-        out["lastUpdateTime"] = format_time(self.last_update_time)
-        if self.size is not None:
-            out["size"] = self.size
-        if self.metadata:
-            out["metadata"] = dict(self.metadata)
-        return out
-
-    @classmethod
-    def from_status(cls, status: Mapping[str, Any]) -> Artifact:
-        try:
-            path, url = status["path"], status["url"]
-            updated = status["lastUpdateTime"]
-        except KeyError as e:
-            raise ValueError(f"artifact status lacks {e.args[0]!r}") from None
-        size = status.get("size")
-        metadata = status.get("metadata") or {}
-        if not isinstance(path, str) or not isinstance(url, str) or not isinstance(updated, str):
-            raise ValueError("artifact path, url and lastUpdateTime must be strings")
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
-            raise ValueError(f"artifact size must be an integer, not {size!r}")
-        return cls(
-            path=path,
-            url=url,
-            revision=str(status.get("revision", "")),
-            digest=str(status.get("digest", "")),
-            last_update_time=parse_time(updated),
-            size=size,
-            metadata={str(k): str(v) for k, v in dict(metadata).items()},
-        )
-
-    def has_revision(self, revision: str) -> bool:
-        return self.revision == revision
-
-    def has_digest(self, digest: str) -> bool:
-        return self.digest == digest
 
 
 # -- addresses ------------------------------------------------------------------------------------
@@ -226,7 +172,7 @@ class Storage:
 
     def with_current_url(self, artifact: Artifact) -> Artifact:
         """The artifact with its URL rebuilt from its path for today's advertised address."""
-        return dataclasses.replace(artifact, url=self.url_for(artifact.path))
+        return msgspec.structs.replace(artifact, url=self.url_for(artifact.path))
 
     def set_hostname(self, url: str) -> str:
         """`url` with its host replaced by the advertised address (for `status.url`).
@@ -287,7 +233,7 @@ class Storage:
             url=self.url_for(path),
             revision=revision,
             digest=digest,
-            last_update_time=now(),
+            last_update_time=format_time(now()),
             size=size,
             metadata=dict(metadata or {}),
         )
