@@ -13,7 +13,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import httpx2 as httpx
 from lightkube.config.client_adapter import AsyncClient as _adapter_client
@@ -22,6 +22,13 @@ from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.core.exceptions import ConfigError
 
 _DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+PatchType = Literal["merge", "json", "strategic"]
+_PATCH_TYPES: dict[PatchType, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
 
 
 class KubeConfigError(RuntimeError):
@@ -148,12 +155,38 @@ class Kube:
             "PATCH", path, body=obj, params=params, content_type="application/apply-patch+yaml"
         )
 
+    async def create(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """POST `obj` to its collection path; 409 AlreadyExists if the name is taken."""
+        return await self.request("POST", path, body=obj)
+
+    async def replace(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT `obj`; with metadata.resourceVersion set this is a compare-and-swap (409 on a
+        stale version), which is what optimistic concurrency (e.g. a Lease) relies on."""
+        return await self.request("PUT", path, body=obj)
+
+    async def patch(
+        self, path: str, patch: Any, *, patch_type: PatchType = "merge"
+    ) -> dict[str, Any]:
+        """PATCH with a JSON merge patch ("merge"), a JSON patch ("json") or a strategic merge
+        patch ("strategic", built-in kinds only)."""
+        return await self.request("PATCH", path, body=patch, content_type=_PATCH_TYPES[patch_type])
+
+    async def delete(self, path: str) -> dict[str, Any]:
+        return await self.request("DELETE", path)
+
     async def watch(
-        self, path: str, *, resource_version: str = "", timeout_seconds: int = 300
+        self,
+        path: str,
+        *,
+        resource_version: str = "",
+        timeout_seconds: int = 300,
+        params: dict[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield watch events ({"type": ..., "object": ...}) of a collection until the server
-        closes the stream; the caller resumes from the last resourceVersion it saw."""
+        closes the stream; the caller resumes from the last resourceVersion it saw. `params`
+        adds query parameters such as labelSelector or fieldSelector."""
         params = {
+            **(params or {}),
             "watch": "1",
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(timeout_seconds),
