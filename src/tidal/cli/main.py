@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import click
 
 from tidal import __version__
+from tidal.cli.controller import controller
 from tidal.cli.version import version
 
 
@@ -48,6 +49,7 @@ def cli(
 
 
 cli.add_command(version)
+cli.add_command(controller)
 
 
 def main() -> None:

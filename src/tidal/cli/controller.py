@@ -1,0 +1,158 @@
+"""`tidal controller`: run the controllers in the foreground against any kubeconfig.
+
+Flags keep the names of Flux's controllers, so a Flux deployment's arguments carry over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tidal.api.base import DurationError, parse_duration
+from tidal.kube.client import Kube, KubeConfigError
+from tidal.kube.events import EventRecorder
+from tidal.runtime import logs
+from tidal.runtime.controller import Controller
+from tidal.runtime.informer import Informer, collection_path, lean
+from tidal.runtime.jitter import IntervalJitter
+from tidal.runtime.manager import Manager, ManagerOptions
+from tidal.source.gitrepository import GitRepositoryReconciler, Settings
+from tidal.source.server import artifact_app
+from tidal.source.storage import Storage, advertised_address
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except DurationError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@click.command("controller")
+@click.option("--concurrent", default=2, show_default=True, help="Concurrent reconciles per kind.")
+@click.option(
+    "--storage-path",
+    default=".tidal/data",
+    show_default=True,
+    type=click.Path(),
+    help="Directory holding the artifacts.",
+)
+@click.option(
+    "--storage-addr",
+    default=":9090",
+    show_default=True,
+    help="Address the artifact server binds to.",
+)
+@click.option("--storage-adv-addr", default="", help="Address advertised in artifact URLs.")
+@click.option(
+    "--git-cache-path",
+    default="",
+    type=click.Path(),
+    help="Directory for the bare Git mirrors (default: a temporary directory).",
+)
+@click.option("--metrics-addr", default=":8080", show_default=True)
+@click.option("--health-addr", default=":9440", show_default=True)
+@click.option("--enable-leader-election", is_flag=True, help="Run only while holding the Lease.")
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "error"]), default="info", show_default=True
+)
+@click.option(
+    "--log-encoding", type=click.Choice(["json", "console"]), default="json", show_default=True
+)
+@click.option(
+    "--watch-all-namespaces/--no-watch-all-namespaces",
+    default=True,
+    show_default=True,
+    help="Watch every namespace, or only the runtime namespace (-n).",
+)
+@click.option("--watch-label-selector", default="", help="Only reconcile objects matching it.")
+@click.option("--min-retry-delay", default="750ms", show_default=True, callback=_seconds)
+@click.option("--max-retry-delay", default="15m", show_default=True, callback=_seconds)
+@click.option(
+    "--interval-jitter-percentage", default=5, show_default=True, type=click.IntRange(0, 99)
+)
+@click.option("--artifact-retention-ttl", default="60s", show_default=True, callback=_seconds)
+@click.option("--artifact-retention-records", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--artifact-digest-algo", default="sha256", show_default=True)
+@click.option(
+    "--allow-file-urls",
+    is_flag=True,
+    help="Accept file:// GitRepository URLs (off: a tenant could read the node's disk).",
+)
+@click.pass_obj
+def controller(obj: Any, /, **flags: Any) -> None:
+    """Run tidal's controllers in the foreground (GitRepository so far)."""
+    logs.configure(flags["log_level"], flags["log_encoding"])
+    Path(flags["storage_path"]).mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(_run(obj, flags))
+    except KubeConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+async def _run(obj: Any, flags: dict[str, Any]) -> None:
+    kube = Kube.from_kubeconfig(obj.kubeconfig, obj.context)
+    storage = Storage(
+        Path(flags["storage_path"]),
+        advertised_address(flags["storage_addr"], flags["storage_adv_addr"]),
+        retention_ttl=timedelta(seconds=flags["artifact_retention_ttl"]),
+        retention_records=flags["artifact_retention_records"],
+        digest_algorithm=flags["artifact_digest_algo"],
+    )
+    mirrors = Path(flags["git_cache_path"] or tempfile.mkdtemp(prefix="tidal-git-"))
+    events = EventRecorder(kube, "source-controller")
+    reconciler = GitRepositoryReconciler(
+        kube,
+        storage,
+        events,
+        Settings(
+            mirrors=mirrors,
+            allow_file_urls=flags["allow_file_urls"],
+            digest_algorithm=flags["artifact_digest_algo"],
+        ),
+    )
+    manager = Manager(
+        kube,
+        ManagerOptions(
+            metrics_addr=flags["metrics_addr"],
+            health_addr=flags["health_addr"],
+            leader_election=flags["enable_leader_election"],
+            lease_name="source-controller-leader-election",
+            lease_namespace=obj.namespace,
+        ),
+    )
+    namespace = "" if flags["watch_all_namespaces"] else obj.namespace
+    informer = Informer(
+        kube,
+        collection_path("source.toolkit.fluxcd.io/v1", "gitrepositories", namespace),
+        label_selector=flags["watch_label_selector"],
+        transform=lean,
+        name="gitrepository",
+    )
+    manager.add(
+        Controller(
+            "gitrepository",
+            "GitRepository",
+            informer,
+            reconciler.reconcile,
+            metrics=manager.registry,
+            concurrency=flags["concurrent"],
+            min_retry_delay=flags["min_retry_delay"],
+            max_retry_delay=flags["max_retry_delay"],
+            jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+        )
+    )
+    manager.serve(artifact_app(storage), flags["storage_addr"])
+    manager.on_stop += [events.close, kube.close]
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await manager.run(stop)
