@@ -44,8 +44,15 @@ def bin_dir() -> Path:
     return cache_root() / versions.cache_key() / "bin"
 
 
-def is_built() -> bool:
+def plane_built() -> bool:
     return all((bin_dir() / name).is_file() for name in (*BINARIES, KWOK_STAGES))
+
+
+def is_built() -> bool:
+    """Everything `build()` makes is cached: the plane's binaries and the flux CLI oracle."""
+    from testenv import flux_cli  # flux_cli builds on this module's helpers
+
+    return plane_built() and flux_cli.is_built()
 
 
 @dataclass
@@ -164,13 +171,24 @@ def _build_wrapper(w: Wrapper, work: Path, out: Path) -> None:
 
 
 def build(*, force: bool = False) -> Path:
-    """Build every binary unless all are cached; returns the directory holding them."""
+    """Build every binary unless all are cached; returns the directory holding the plane's.
+
+    The flux CLI (testenv.flux_cli, a test oracle) is built too, cached on its own."""
+    from testenv import flux_cli
+
     target = bin_dir()
     if is_built() and not force:
-        print(f"testenv binaries are cached in {target}")
+        print(f"testenv binaries are cached in {target} and {flux_cli.flux_dir()}")
         return target
     if shutil.which("go") is None:
         sys.exit("testenv build needs the Go toolchain on PATH")
+    if force or not plane_built():
+        _build_plane(target)
+    flux_cli.build_flux(force=force)
+    return target
+
+
+def _build_plane(target: Path) -> None:
     root = cache_root() / versions.cache_key()
     work, staging_out = root / "src", root / "bin.partial"
     cache_root().mkdir(parents=True, exist_ok=True)
@@ -188,4 +206,3 @@ def build(*, force: bool = False) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     staging_out.rename(target)
     print(f"testenv binaries built in {time.monotonic() - start:.0f}s into {target}")
-    return target

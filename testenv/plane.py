@@ -258,7 +258,7 @@ def up(directory: Path | None = None, *, timeout: float = 90.0) -> State:
         if all(_alive(p) for p in state.processes):
             raise PlaneError(f"a plane already runs in {directory}; run `down` first")
         down(directory)
-    if not build.is_built():
+    if not build.plane_built():
         raise PlaneError("the control plane is not built; run `python -m testenv build` first")
     bins = build.bin_dir()
     shutil.rmtree(directory, ignore_errors=True)

@@ -9,6 +9,9 @@ KUBERNETES = "v1.37.2"
 ETCD = "v3.7.2"
 KWOK = "v0.8.0"
 
+# The flux CLI, built as a test oracle for tidal's CLI (testenv.flux_cli); cached on its own.
+FLUX = "v2.9.5"
+
 # The Go toolchain directive written into the wrapper modules; k8s.io/kubernetes v1.37 asks 1.26.
 GO_DIRECTIVE = "1.26.0"
 

@@ -1,0 +1,59 @@
+"""`tidal delete source git NAME`: delete after a confirmation, as flux does."""
+
+from __future__ import annotations
+
+import click
+
+from tidal.cli.cluster import Session, api_error, get_object, run
+from tidal.cli.objects import GIT_REPOSITORY, ObjectKind
+from tidal.cli.options import CliError, global_flags, options
+from tidal.cli.output import log
+from tidal.kube.client import ApiError
+
+
+def delete_object(ctx: click.Context, kind: ObjectKind, name: str | None, silent: bool) -> None:
+    if not name:
+        raise CliError(f"{kind.human} name is required")
+    opts = options(ctx)
+
+    async def exists(s: Session) -> None:
+        await get_object(s, kind, name)
+
+    # Ask only about an object that exists, but outside the event loop: the prompt blocks.
+    run(opts, exists)
+    if not silent and not click.confirm(
+        f"Are you sure you want to delete this {kind.human}", err=True
+    ):
+        raise CliError("aborting")
+
+    async def remove(s: Session) -> None:
+        log.action(f"deleting {kind.human} {name} in {s.namespace} namespace")
+        try:
+            await s.kube.request("DELETE", kind.path(s.namespace, name))
+        except ApiError as e:
+            raise api_error(e, kind) from None
+        log.success(f"{kind.human} deleted")
+
+    run(opts, remove)
+
+
+@click.group()
+def delete() -> None:
+    """Delete sources and resources."""
+
+
+@delete.group("source")
+def delete_source() -> None:
+    """Delete sources."""
+
+
+@delete_source.command("git")
+@click.argument("name", required=False)
+@click.option(
+    "-s", "--silent", is_flag=True, help="Delete the resource without asking for confirmation."
+)
+@global_flags
+@click.pass_context
+def delete_source_git(ctx: click.Context, name: str | None, silent: bool) -> None:
+    """Delete a GitRepository source."""
+    delete_object(ctx, GIT_REPOSITORY, name, silent)

@@ -1,0 +1,174 @@
+"""`tidal get sources git`: flux's status table of GitRepositories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from tidal.cli import readiness, table
+from tidal.cli.cluster import Session, list_objects, run
+from tidal.cli.objects import GIT_REPOSITORY, ObjectKind
+from tidal.cli.options import CliError, global_flags, options
+from tidal.cli.output import stdout
+from tidal.source.revision import truncate_hex
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SOURCE_HEADERS = ("Name", "Revision", "Suspended", "Ready", "Message")
+
+
+def get_flags(f: F) -> F:
+    """`flux get`'s persistent flags."""
+    for decorator in reversed(
+        (
+            click.option(
+                "-A",
+                "--all-namespaces",
+                is_flag=True,
+                help="List the requested object(s) across all namespaces.",
+            ),
+            click.option("--no-header", is_flag=True, help="Skip the header when printing."),
+            click.option(
+                "--status-selector",
+                default="",
+                help="Filter by a status condition, e.g. ready=false or ready!=true.",
+            ),
+            click.option("-l", "--label-selector", default="", help="Filter by label selector."),
+        )
+    ):
+        f = decorator(f)
+    return f
+
+
+def ready_and_message(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """The READY and MESSAGE columns: the Ready condition, or False and a fixed text."""
+    c = readiness.condition(obj, "Ready")
+    if c is None:
+        return "False", "waiting to be reconciled"
+    return str(c.get("status", "")), str(c.get("message", ""))
+
+
+def _title_bool(value: Any) -> str:
+    return "True" if value is True else "False"
+
+
+def source_row(obj: Mapping[str, Any], include_namespace: bool) -> list[str]:
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    revision = str((status.get("artifact") or {}).get("revision") or "")
+    ready, message = ready_and_message(obj)
+    row = [str(meta.get("name", ""))]
+    if include_namespace:
+        row.insert(0, str(meta.get("namespace", "")))
+    suspended = _title_bool((obj.get("spec") or {}).get("suspend"))
+    return [*row, truncate_hex(revision), suspended, ready, truncate_hex(message)]
+
+
+def status_filter(selector: str) -> Callable[[Mapping[str, Any]], bool]:
+    """flux's --status-selector: `type=status` or `type!=status`, both case-insensitive; an
+    object without that condition never matches `=` (and so always matches `!=`)."""
+    if not selector:
+        return lambda obj: True
+    negate = "!=" in selector
+    type_, sep, wanted = selector.partition("!=" if negate else "=")
+    if not sep:
+        raise CliError(
+            "expected status selector in type=status or type!=status format, but found: " + selector
+        )
+
+    def matches(obj: Mapping[str, Any]) -> bool:
+        found: Mapping[str, Any] | None = None
+        for c in (obj.get("status") or {}).get("conditions") or []:
+            if str(c.get("type", "")).casefold() == type_.casefold():
+                found = c
+        hit = found is not None and str(found.get("status", "")).casefold() == wanted.casefold()
+        return hit != negate
+
+    return matches
+
+
+def render_sources(
+    items: Sequence[Mapping[str, Any]],
+    *,
+    all_namespaces: bool,
+    no_header: bool,
+    status_selector: str = "",
+) -> str:
+    keep = status_filter(status_selector)
+    rows = [source_row(obj, all_namespaces) for obj in items if keep(obj)]
+    header: list[str] | None = None
+    if not no_header:
+        header = ["Namespace", *SOURCE_HEADERS] if all_namespaces else list(SOURCE_HEADERS)
+    return table.render(header, rows)
+
+
+def _where(all_namespaces: bool, namespace: str) -> str:
+    return "any" if all_namespaces else f'"{namespace}"'
+
+
+def get_sources(
+    ctx: click.Context,
+    kind: ObjectKind,
+    name: str | None,
+    all_namespaces: bool,
+    no_header: bool,
+    status_selector: str,
+    label_selector: str,
+) -> None:
+    opts = options(ctx)
+    status_filter(status_selector)  # a malformed selector fails before any request
+
+    async def work(s: Session) -> list[dict[str, Any]]:
+        return await list_objects(
+            s, kind, all_namespaces=all_namespaces, name=name, label_selector=label_selector
+        )
+
+    items = run(opts, work)
+    where = _where(all_namespaces, opts.namespace)
+    if not items:
+        if name:
+            raise CliError(f"{kind.kind} object '{name}' not found in {where} namespace")
+        raise CliError(f"no {kind.kind} objects found in {where} namespace")
+    stdout(
+        render_sources(
+            items,
+            all_namespaces=all_namespaces,
+            no_header=no_header,
+            status_selector=status_selector,
+        )
+    )
+
+
+@click.group()
+def get() -> None:
+    """Get the resources and their status."""
+
+
+@get.group("sources")
+def get_sources_group() -> None:
+    """Get source statuses."""
+
+
+@get_sources_group.command("git")
+@click.argument("name", required=False)
+@get_flags
+@global_flags
+@click.pass_context
+def get_sources_git(
+    ctx: click.Context,
+    name: str | None,
+    all_namespaces: bool,
+    no_header: bool,
+    status_selector: str,
+    label_selector: str,
+) -> None:
+    """Get GitRepository source statuses."""
+    get_sources(
+        ctx, GIT_REPOSITORY, name, all_namespaces, no_header, status_selector, label_selector
+    )
+
+
+# flux accepts `get source` for `get sources`.
+get.add_command(get_sources_group, "source")

@@ -1,0 +1,277 @@
+"""YAML written the way the flux CLI writes it: sigs.k8s.io/yaml on top of go-yaml v2.
+
+flux marshals an object to JSON, reads that back with go-yaml v2 into generic maps and writes
+those out, so what `flux create ... --export` and `flux export` print follows go-yaml v2's rules,
+which differ from a Python dumper's defaults:
+
+- every mapping's keys are sorted, in go-yaml's "natural" order: non-letters before letters and
+  runs of digits compared as numbers (`a2` < `a10`);
+- a string that go-yaml v2 would read back as something else (`yes`, `on`, `y`, `"true"`,
+  `"1.0"`, `"010"`, a date, `""`, `1:20`) is written double-quoted, not single-quoted;
+- a string with a line break is a literal block; long plain or quoted lines fold at 80 columns
+  (go-yaml v2.4 restored libyaml's default width);
+- empty maps and lists are `{}` and `[]`; sequences in mappings are not indented.
+
+The layout itself comes from libyaml (PyYAML's C emitter), of which go-yaml's emitter is a port.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Final
+
+from yaml._yaml import CEmitter
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+_TAG: Final = "tag:yaml.org,2002:"
+STR: Final = _TAG + "str"
+_BOOL: Final = _TAG + "bool"
+_INT: Final = _TAG + "int"
+_FLOAT: Final = _TAG + "float"
+_NULL: Final = _TAG + "null"
+_TIMESTAMP: Final = _TAG + "timestamp"
+_MERGE: Final = _TAG + "merge"
+_SEQ: Final = _TAG + "seq"
+_MAP: Final = _TAG + "map"
+
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
+_UINT64_MAX: Final = (1 << 64) - 1
+
+# go-yaml v2's resolve table: YAML 1.1 booleans, nulls and the special floats.
+_SPECIAL: Final[dict[str, str]] = {
+    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE"), _BOOL),
+    **dict.fromkeys(("on", "On", "ON", "n", "N", "no", "No", "NO"), _BOOL),
+    **dict.fromkeys(("false", "False", "FALSE", "off", "Off", "OFF"), _BOOL),
+    **dict.fromkeys(("", "~", "null", "Null", "NULL"), _NULL),
+    **dict.fromkeys((".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF"), _FLOAT),
+    **dict.fromkeys(("+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF"), _FLOAT),
+    "<<": _MERGE,
+}
+_HINT: Final[dict[str, str]] = {
+    **dict.fromkeys("+-", "S"),
+    **dict.fromkeys("0123456789", "D"),
+    **dict.fromkeys("yYnNtTfFoO~", "M"),
+    ".": ".",
+}
+_YAML_STYLE_FLOAT: Final = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_DOT_FLOAT: Final = re.compile(r"\.[0-9]+(?:[eE][-+]?[0-9]+)?")
+_BASE60_FLOAT: Final = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+_DIGITS: Final = {2: "01", 8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
+# go-yaml v2 tries time.Parse with these layouts (date-only, space-separated, RFC 3339).
+_TIMESTAMP_TEXT: Final = re.compile(
+    r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
+    r"(?:[Tt]([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.[0-9]+)?(?:Z|[-+][0-9]{2}:[0-9]{2})"
+    r"| ([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.[0-9]+)?)?"
+)
+
+
+def _parse_uint(s: str, base: int) -> int | None:
+    """Go's strconv.ParseUint(s, base, 64); base 0 reads a 0x/0o/0b/0 prefix."""
+    if not s:
+        return None
+    if base == 0:
+        base = 10
+        if s[0] == "0":
+            if len(s) >= 3 and s[1] in "xX":
+                base, s = 16, s[2:]
+            elif len(s) >= 3 and s[1] in "oO":
+                base, s = 8, s[2:]
+            elif len(s) >= 3 and s[1] in "bB":
+                base, s = 2, s[2:]
+            else:
+                base, s = 8, s[1:]
+    if not all(c in _DIGITS[base] for c in s):
+        return None
+    n = int(s, base) if s else 0
+    return n if n <= _UINT64_MAX else None
+
+
+def _parse_int(s: str, base: int) -> int | None:
+    body = s[1:] if s[:1] in ("+", "-") else s
+    u = _parse_uint(body, base)
+    if u is None:
+        return None
+    if s[:1] == "-":
+        return -u if u <= 1 << 63 else None
+    return u if u <= _INT64_MAX else None
+
+
+def _is_timestamp(s: str) -> bool:
+    m = _TIMESTAMP_TEXT.fullmatch(s)
+    if m is None:
+        return False
+    g = m.groups()
+    month, day = int(g[1]), int(g[2])
+    if not 1 <= month <= 12:
+        return False
+    year = int(g[0])
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    if not 1 <= day <= days[month - 1]:
+        return False
+    clock = g[3:6] if g[3] is not None else g[6:9]
+    if clock[0] is not None:
+        h, mi, sec = (int(x or 0) for x in clock)
+        return h < 24 and mi < 60 and sec < 60
+    return True
+
+
+def resolve(s: str) -> str:
+    """The tag go-yaml v2 gives the plain scalar `s` (its resolve("", s))."""
+    special = _SPECIAL.get(s)
+    if special is not None:
+        return special
+    hint = _HINT.get(s[0])
+    if hint is None or hint == "M":
+        return STR
+    if hint == ".":
+        if _DOT_FLOAT.fullmatch(s) and not math.isinf(float(s)):
+            return _FLOAT
+        return STR
+    if _is_timestamp(s):
+        return _TIMESTAMP
+    plain = s.replace("_", "")
+    if _parse_int(plain, 0) is not None or _parse_uint(plain, 0) is not None:
+        return _INT
+    if _YAML_STYLE_FLOAT.fullmatch(plain) and not math.isinf(float(plain)):
+        return _FLOAT
+    if plain.startswith("0b") and (
+        _parse_int(plain[2:], 2) is not None or _parse_uint(plain[2:], 2) is not None
+    ):
+        return _INT
+    if plain.startswith("-0b") and _parse_int("-" + plain[3:], 2) is not None:
+        return _INT
+    return STR
+
+
+def plain_ok(s: str) -> bool:
+    """Whether go-yaml v2 would try to write `s` unquoted."""
+    if resolve(s) != STR:
+        return False
+    return not (s[:1] in "+-0123456789" and s and ":" in s and _BASE60_FLOAT.fullmatch(s))
+
+
+def _go_less(a: str, b: str) -> bool:
+    # go-yaml v2's keyList.Less for two string keys.
+    for i in range(min(len(a), len(b))):
+        ca, cb = a[i], b[i]
+        if ca == cb:
+            continue
+        la, lb = ca.isalpha(), cb.isalpha()
+        if la and lb:
+            return ca < cb
+        if la or lb:
+            return lb
+        an = bn = 0
+        if ca == "0" or cb == "0":
+            j = i - 1
+            while j >= 0 and a[j].isdecimal():
+                if a[j] != "0":
+                    an = bn = 1
+                    break
+                j -= 1
+        ai = i
+        while ai < len(a) and a[ai].isdecimal():
+            an = an * 10 + ord(a[ai]) - ord("0")
+            ai += 1
+        bi = i
+        while bi < len(b) and b[bi].isdecimal():
+            bn = bn * 10 + ord(b[bi]) - ord("0")
+            bi += 1
+        if an != bn:
+            return an < bn
+        if ai != bi:
+            return ai < bi
+        return ca < cb
+    return len(a) < len(b)
+
+
+def _compare(a: str, b: str) -> int:
+    return -1 if _go_less(a, b) else (1 if _go_less(b, a) else 0)
+
+
+sort_key = functools.cmp_to_key(_compare)
+
+
+def format_float(f: float) -> str:
+    """strconv.FormatFloat(f, 'g', -1, 64) with go-yaml's names for the special values."""
+    if math.isnan(f):
+        return ".nan"
+    if math.isinf(f):
+        return ".inf" if f > 0 else "-.inf"
+    sign = "-" if math.copysign(1.0, f) < 0 else ""
+    if f == 0:
+        return sign + "0"
+    # Python's repr and Go's shortest formatting pick the same round-tripping digits.
+    _, digit_tuple, exponent = Decimal(repr(abs(f))).as_tuple()
+    digits = "".join(map(str, digit_tuple)).rstrip("0")
+    point = len(digit_tuple) + int(exponent)  # value = 0.<digits> x 10^point
+    exp = point - 1
+    if exp < -4 or exp >= 6:  # Go's %g switches to %e at these exponents when shortest
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+def _string_node(s: str) -> ScalarNode:
+    if "\n" in s:
+        return ScalarNode(STR, s, style="|")
+    return ScalarNode(STR, s, style=None if plain_ok(s) else '"')
+
+
+def _node(value: Any) -> Node:
+    if isinstance(value, str):
+        return _string_node(value)
+    if isinstance(value, bool):
+        return ScalarNode(_BOOL, "true" if value else "false")
+    if isinstance(value, int):
+        return ScalarNode(_INT, str(value))
+    if isinstance(value, float):
+        text = format_float(value)
+        return ScalarNode(resolve(text), text)
+    if value is None:
+        return ScalarNode(_NULL, "null")
+    if isinstance(value, Mapping):
+        keys = sorted((str(k) for k in value), key=sort_key)
+        return MappingNode(_MAP, [(_string_node(k), _node(value[k])) for k in keys])
+    if isinstance(value, Sequence):
+        return SequenceNode(_SEQ, [_node(v) for v in value])
+    raise TypeError(f"cannot write a {type(value).__name__} as YAML")
+
+
+class _Emitter(CEmitter):
+    # The C serializer asks which tag a scalar's text implies; answering with go-yaml v2's
+    # reading decides when a string may stay plain (see plain_ok).
+    def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
+        if kind is ScalarNode:
+            return resolve(value) if implicit[0] else STR
+        return _SEQ if kind is SequenceNode else _MAP
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+
+def marshal(obj: Mapping[str, Any]) -> str:
+    """One object as sigs.k8s.io/yaml.Marshal writes it (no `---`, ends with a line break)."""
+    stream = io.StringIO()
+    emitter = _Emitter(stream, indent=2, width=80, allow_unicode=True)
+    try:
+        emitter.open()
+        emitter.serialize(_node(obj))
+        emitter.close()
+    finally:
+        emitter.dispose()
+    return stream.getvalue()

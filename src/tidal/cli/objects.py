@@ -1,0 +1,53 @@
+"""The kinds the CLI verbs act on, by their CLI names (`source git` -> GitRepository).
+
+Each entry knows its API coordinates (from the served CRDs in tidal.api.crd), the words flux
+uses for it in messages ("source git" for humans, "GitRepository" for objects) and its model,
+from which `export` learns the Go field semantics (see tidal.cli.render).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from tidal.api import crd, source
+from tidal.api.base import Model
+
+
+@dataclass(frozen=True)
+class ObjectKind:
+    kind: str
+    group: str
+    version: str
+    plural: str
+    human: str  # what flux calls it in progress lines: "source git"
+    spec_model: type[Model]
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    @property
+    def resource(self) -> str:
+        """`<plural>.<group>`, as the API server names the resource in its messages."""
+        return f"{self.plural}.{self.group}"
+
+    def collection(self, namespace: str | None) -> str:
+        """The list path in one namespace, or across all when `namespace` is None."""
+        base = f"/apis/{self.group}/{self.version}"
+        if namespace is None:
+            return f"{base}/{self.plural}"
+        return f"{base}/namespaces/{quote(namespace, safe='')}/{self.plural}"
+
+    def path(self, namespace: str, name: str) -> str:
+        return f"{self.collection(namespace)}/{quote(name, safe='')}"
+
+
+def _from_crd(kind: str, human: str, spec_model: type[Model]) -> ObjectKind:
+    served = next(k for k in crd.KINDS if k.kind == kind)
+    return ObjectKind(kind, served.group, served.version, served.plural, human, spec_model)
+
+
+GIT_REPOSITORY = _from_crd(source.GIT_REPOSITORY_KIND, "source git", source.GitRepositorySpec)
+
+BY_CLI_NAME: dict[str, ObjectKind] = {k.human: k for k in (GIT_REPOSITORY,)}
