@@ -10,6 +10,7 @@ from tidal.cli.create import create
 from tidal.cli.delete import delete
 from tidal.cli.export import export
 from tidal.cli.get import get
+from tidal.cli.install import install
 from tidal.cli.options import GlobalOptions, root_flags
 from tidal.cli.reconcile import reconcile
 from tidal.cli.suspend import resume, suspend
@@ -36,7 +37,18 @@ def cli(
     ctx.obj = GlobalOptions(kubeconfig, context, namespace, timeout)
 
 
-for command in (version, controller, create, get, suspend, resume, delete, export, reconcile):
+for command in (
+    version,
+    controller,
+    install,
+    create,
+    get,
+    suspend,
+    resume,
+    delete,
+    export,
+    reconcile,
+):
     cli.add_command(command)
 
 

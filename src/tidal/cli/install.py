@@ -1,0 +1,79 @@
+"""`tidal install [--export]`: the CRDs, namespace, RBAC, Service and the Deployment running
+`tidal controller`, applied server-side or printed."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from tidal.cli import render
+from tidal.cli.cluster import Session, run
+from tidal.cli.options import CliError, global_flags, options
+from tidal.cli.output import log, stdout
+from tidal.install import apply, manifests
+
+
+@click.command("install")
+@click.option("--export", is_flag=True, help="Print the manifests instead of applying them.")
+@click.option(
+    "--registry",
+    default=manifests.DEFAULT_REGISTRY,
+    show_default=True,
+    help="Container registry the tidal image is pulled from.",
+)
+@click.option("--image-pull-secret", default="", help="Secret for pulling the image.")
+@click.option("--watch-all-namespaces/--no-watch-all-namespaces", default=True, show_default=True)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "error"]), default="info", show_default=True
+)
+@click.option("--cluster-domain", default="cluster.local", show_default=True)
+@click.option("--toleration-keys", default="", help="Comma-separated taint keys to tolerate.")
+@global_flags
+@click.pass_context
+def install(
+    ctx: click.Context,
+    export: bool,
+    registry: str,
+    image_pull_secret: str,
+    watch_all_namespaces: bool,
+    log_level: str,
+    cluster_domain: str,
+    toleration_keys: str,
+) -> None:
+    """Install tidal's controller and CRDs, or print them with --export."""
+    opts = options(ctx)
+    install_opts = manifests.InstallOptions(
+        namespace=opts.namespace,
+        registry=registry,
+        image_pull_secret=image_pull_secret,
+        watch_all_namespaces=watch_all_namespaces,
+        log_level=log_level,
+        cluster_domain=cluster_domain,
+        toleration_keys=tuple(k for k in toleration_keys.split(",") if k),
+    )
+    objects = manifests.all_objects(install_opts)
+    if export:
+        stdout("".join(render.document(o) for o in objects))
+        return
+
+    async def work(s: Session) -> None:
+        log.action(f"installing components in {opts.namespace} namespace")
+        await apply.apply_all(s.kube, objects, within=s.remaining(), report=log.success)
+        log.waiting("verifying installation")
+        deployment = manifests.deployment(install_opts)
+        try:
+            await apply.poll_until(
+                functools.partial(apply.deployment_ready, s.kube, deployment),
+                max(s.remaining(), 1.0),
+                every=1.0,
+            )
+        except TimeoutError:
+            raise CliError(
+                f"{apply.describe(deployment)} did not become ready; is the image "
+                f"{install_opts.image} reachable from the cluster?"
+            ) from None
+        log.success(f"{manifests.NAME}: deployment ready")
+        log.success("install finished")
+
+    run(opts, work)

@@ -1,0 +1,1 @@
+"""What `tidal install` deploys, and how it is applied."""

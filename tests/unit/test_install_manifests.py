@@ -1,0 +1,61 @@
+"""The install manifests: what `tidal install --export` prints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tidal.install import manifests
+from tidal.kube import yamlio
+
+
+def test_export_prints_the_manifests_without_a_cluster() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tidal",
+            "--kubeconfig",
+            "/nonexistent",
+            "install",
+            "--export",
+            "--registry",
+            "registry.example/me",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    docs = yamlio.load_all(out.stdout)
+    kinds = [d["kind"] for d in docs]
+    assert kinds == [
+        "CustomResourceDefinition",
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Service",
+        "Deployment",
+    ]
+    image = docs[-1]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.startswith("registry.example/me/tidal:v")
+
+
+def test_pod_meets_the_restricted_standard_and_serves_flux_urls() -> None:
+    o = manifests.InstallOptions(namespace="gitops", toleration_keys=("dedicated",))
+    pod = manifests.deployment(o)["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert (
+        "--storage-adv-addr=source-controller.$(RUNTIME_NAMESPACE).svc.cluster.local."
+        in (container["args"])
+    )
+    assert pod["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    assert manifests.service(o)["metadata"]["name"] == "source-controller"
