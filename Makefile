@@ -4,10 +4,9 @@
 setup:
 	@scripts/setup.sh
 
-# Start the test control plane (left running) and show tidal talking to it.
+# A local control plane (left running), tidal installed into it, the controller in the foreground.
 run: setup
-	.venv/bin/python -m testenv up
-	.venv/bin/tidal --kubeconfig .testenv/kubeconfig version
+	@scripts/run.sh
 
 down:
 	.venv/bin/python -m testenv down
