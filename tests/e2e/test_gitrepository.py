@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from testenv.git_server import GitHTTPServer, GitSSHServer
 from tests.e2e.test_crd import GIT_KIND, install
+from tests.git_signing import GpgKey, make_gpg_key, signed_commit
 from tests.plugin import Cluster
 from tidal.kube.client import ApiError, Kube
 
@@ -426,3 +428,482 @@ async def test_invalid_url_stalls_and_suspend_stops_reconciling(
         controller,
     )
     assert "recurseSubmodules not supported" in condition(obj, "Ready")["message"]
+
+
+# -- following the upstream ------------------------------------------------------------------
+
+
+def tar_files(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        files: dict[str, bytes] = {}
+        for member in tar.getmembers():
+            if member.isfile():
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                files[member.name] = extracted.read()
+        return files
+
+
+async def plain_secret(kube: Kube, namespace: str, server: GitHTTPServer) -> str:
+    assert server.username and server.password
+    await secret(
+        kube, namespace, "plain", {"username": server.username, "password": server.password}
+    )
+    return "plain"
+
+
+async def events_of(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
+    listing = await kube.get(f"/api/v1/namespaces/{namespace}/events")
+    return [e for e in listing["items"] if e["involvedObject"].get("name") == name]
+
+
+async def test_a_push_moves_the_artifact_within_one_interval(
+    kube: Kube,
+    namespace: str,
+    crd: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"app.yaml": "replicas: 1\n"})
+    auth = await plain_secret(kube, namespace, git_http)
+    await create_repo(
+        kube,
+        namespace,
+        "app",
+        git_http.url_for(repo.name),
+        interval="2s",
+        ref={"branch": "main"},
+        secretRef={"name": auth},
+    )
+    first = repo.head("main")
+    await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{first}"), "Ready", controller)
+
+    pushed = repo.commit({"app.yaml": "replicas: 3\n"}, "scale up")
+    start = asyncio.get_running_loop().time()
+    # One interval (2s, +5% jitter) plus the fetch and the archive: no request annotation.
+    obj = await wait_for(
+        kube, namespace, "app", ready_at(f"main@sha1:{pushed}"), "the push", controller, 5.0
+    )
+    assert asyncio.get_running_loop().time() - start < 5.0
+    assert "reconcile.fluxcd.io/requestedAt" not in (obj["metadata"].get("annotations") or {})
+    assert tar_files(await download(obj["status"]["artifact"]["url"])) == {
+        "app.yaml": b"replicas: 3\n"
+    }
+
+
+async def test_a_force_push_that_rewrites_history_gives_the_new_revision(
+    kube: Kube,
+    namespace: str,
+    crd: None,
+    controller: RunningController,
+    git_https: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"old/app.yaml": "v: 1\n"})
+    repo.commit({"old/app.yaml": "v: 2\n"}, "second")
+    auth = await https_secret(kube, namespace, git_https)
+    await create_repo(
+        kube,
+        namespace,
+        "app",
+        git_https.url_for(repo.name),
+        interval="2s",
+        ref={"branch": "main"},
+        secretRef={"name": auth},
+    )
+    before = repo.head("main")
+    await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{before}"), "Ready", controller)
+
+    # A base that does not exist makes the commit a root; force moves main onto it.
+    rewritten = repo.commit(
+        {"new/app.yaml": "v: 3\n"},
+        "rewrite history",
+        force=True,
+        base="refs/heads/no-such-branch",
+        delete_others=True,
+    )
+    assert repo.head("main") == rewritten
+    obj = await wait_for(
+        kube, namespace, "app", ready_at(f"main@sha1:{rewritten}"), "the rewrite", controller
+    )
+    assert obj["status"]["artifact"]["path"].endswith(f"/{rewritten}.tar.gz")
+    assert tar_names(await download(obj["status"]["artifact"]["url"])) == ["new/app.yaml"]
+
+
+async def test_sourceignore_and_spec_ignore_shape_the_artifact(
+    kube: Kube,
+    namespace: str,
+    crd: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(
+        files={
+            ".sourceignore": "docs/\n",
+            "deploy/app.yaml": "kind: ConfigMap\n",
+            "deploy/test/fixture.yaml": "kind: Secret\n",
+            "docs/guide.md": "# guide\n",
+            "logo.png": b"\x89PNG",
+        }
+    )
+    sha = repo.head("main")
+    auth = await plain_secret(kube, namespace, git_http)
+    await create_repo(
+        kube,
+        namespace,
+        "app",
+        git_http.url_for(repo.name),
+        ref={"branch": "main"},
+        secretRef={"name": auth},
+        ignore="# test fixtures\ndeploy/test/\n",
+    )
+    obj = await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{sha}"), "Ready", controller)
+    # docs/ goes by .sourceignore, deploy/test/ by spec.ignore; with user patterns present the
+    # default exclusions (*.png) no longer apply, as in Flux's code.
+    assert tar_names(await download(obj["status"]["artifact"]["url"])) == [
+        ".sourceignore",
+        "deploy/app.yaml",
+        "logo.png",
+    ]
+    assert obj["status"]["observedIgnore"] == "# test fixtures\ndeploy/test/\n"
+    first_digest = obj["status"]["artifact"]["digest"]
+
+    # The same revision with other rules: only spec.ignore changed, and that alone rebuilds.
+    path = f"{API}/namespaces/{namespace}/gitrepositories/app"
+    await kube.patch(path, {"spec": {"ignore": "*.png\n"}})
+    obj = await wait_for(
+        kube,
+        namespace,
+        "app",
+        lambda o: (
+            o["status"].get("observedIgnore") == "*.png\n"
+            and condition(o, "Ready").get("status") == "True"
+        ),
+        "the rebuild for the new ignore rules",
+        controller,
+    )
+    artifact = obj["status"]["artifact"]
+    assert artifact["revision"] == f"main@sha1:{sha}"
+    assert artifact["digest"] != first_digest
+    assert obj["status"]["observedGeneration"] == 2
+    assert tar_names(await download(artifact["url"])) == [
+        ".sourceignore",
+        "deploy/app.yaml",
+        "deploy/test/fixture.yaml",
+    ]
+
+
+@pytest.fixture
+def gpg_key() -> Iterator[GpgKey]:
+    if shutil.which("gpg") is None:
+        pytest.skip("gnupg not installed (apt-get install gnupg)")
+    key = make_gpg_key()
+    try:
+        yield key
+    finally:
+        key.close()
+
+
+async def test_openpgp_verification_accepts_signed_and_refuses_unsigned_commits(
+    kube: Kube,
+    namespace: str,
+    crd: None,
+    controller: RunningController,
+    git_https: GitHTTPServer,
+    git_repo: Any,
+    gpg_key: GpgKey,
+) -> None:
+    repo = git_repo()
+    signed = signed_commit(repo.path, {"app.yaml": "signed: true\n"}, "signed change", gpg_key)
+    auth = await https_secret(kube, namespace, git_https)
+    await secret(kube, namespace, "pgp-public-keys", {"author.asc": gpg_key.public_armored})
+    await create_repo(
+        kube,
+        namespace,
+        "app",
+        git_https.url_for(repo.name),
+        interval="2s",
+        ref={"branch": "main"},
+        secretRef={"name": auth},
+        verify={"mode": "HEAD", "secretRef": {"name": "pgp-public-keys"}},
+    )
+    obj = await wait_for(
+        kube, namespace, "app", ready_at(f"main@sha1:{signed}"), "Ready", controller
+    )
+    verified = condition(obj, "SourceVerified")
+    assert verified["status"] == "True"
+    assert verified["reason"] == "Succeeded"
+    assert verified["message"] == (
+        f"verified signature of\n\t- commit '{signed}' with key '{gpg_key.key_id}'"
+    )
+    assert obj["status"]["sourceVerificationMode"] == "HEAD"
+
+    unsigned = repo.commit({"app.yaml": "signed: false\n"}, "unsigned change")
+    obj = await wait_for(
+        kube,
+        namespace,
+        "app",
+        lambda o: condition(o, "SourceVerified").get("status") == "False",
+        "SourceVerified=False",
+        controller,
+    )
+    verified = condition(obj, "SourceVerified")
+    assert verified["reason"] == "InvalidCommitSignature"
+    assert verified["message"].startswith(f"signature verification of commit '{unsigned}' failed")
+    ready = condition(obj, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidCommitSignature")
+    # Nothing is built from an unverified commit: the signed artifact stays the current one.
+    assert obj["status"]["artifact"]["revision"] == f"main@sha1:{signed}"
+    assert not (controller.storage / f"gitrepository/{namespace}/app/{unsigned}.tar.gz").exists()
+    assert tar_files(await download(obj["status"]["artifact"]["url"])) == {
+        "app.yaml": b"signed: true\n"
+    }
+
+
+async def test_a_git_server_outage_fails_then_recovers_by_itself(
+    kube: Kube,
+    namespace: str,
+    crd: None,
+    controller: RunningController,
+    git_https: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"app.yaml": "up: true\n"})
+    sha = repo.head("main")
+    auth = await https_secret(kube, namespace, git_https)
+    await create_repo(
+        kube,
+        namespace,
+        "app",
+        git_https.url_for(repo.name),
+        interval="2s",
+        ref={"branch": "main"},
+        secretRef={"name": auth},
+    )
+    obj = await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{sha}"), "Ready", controller)
+    url = obj["status"]["artifact"]["url"]
+
+    git_https.stop()
+    try:
+        obj = await wait_for(
+            kube,
+            namespace,
+            "app",
+            lambda o: condition(o, "FetchFailed").get("status") == "True",
+            "FetchFailed while the server is down",
+            controller,
+        )
+        ready = condition(obj, "Ready")
+        assert ready["status"] == "False"
+        assert ready["reason"] == condition(obj, "FetchFailed")["reason"] == "GitOperationFailed"
+        assert obj["status"]["artifact"]["revision"] == f"main@sha1:{sha}"
+        assert tar_files(await download(url)) == {"app.yaml": b"up: true\n"}
+    finally:
+        git_https.start()
+
+    obj = await wait_for(
+        kube,
+        namespace,
+        "app",
+        lambda o: condition(o, "Ready").get("status") == "True" and not condition(o, "FetchFailed"),
+        "recovery without a request",
+        controller,
+    )
+    assert "reconcile.fluxcd.io/requestedAt" not in (obj["metadata"].get("annotations") or {})
+    async with asyncio.timeout(10):
+        while True:
+            recovered = [
+                e for e in await events_of(kube, namespace, "app") if e["reason"] == "Succeeded"
+            ]
+            if recovered:
+                break
+            await asyncio.sleep(0.2)
+    assert recovered[0]["type"] == "Normal"
+    assert recovered[0]["message"] == f"stored artifact for commit 'main@sha1:{sha}'"
+
+
+async def test_two_sources_on_one_repository_get_separate_artifacts(
+    kube: Kube,
+    namespace: str,
+    crd: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"app.yaml": "shared: true\n"})
+    sha = repo.head("main")
+    auth = await plain_secret(kube, namespace, git_http)
+    for name in ("one", "two"):
+        await create_repo(
+            kube,
+            namespace,
+            name,
+            git_http.url_for(repo.name),
+            ref={"branch": "main"},
+            secretRef={"name": auth},
+        )
+    one, two = [
+        await wait_for(kube, namespace, n, ready_at(f"main@sha1:{sha}"), "Ready", controller)
+        for n in ("one", "two")
+    ]
+    a, b = one["status"]["artifact"], two["status"]["artifact"]
+    assert a["path"] == f"gitrepository/{namespace}/one/{sha}.tar.gz"
+    assert b["path"] == f"gitrepository/{namespace}/two/{sha}.tar.gz"
+    # The archive is deterministic: the same tree gives the same bytes, in two files.
+    assert a["digest"] == b["digest"]
+    assert await download(a["url"]) == await download(b["url"])
+
+
+# -- spec.include ------------------------------------------------------------------------------
+
+
+async def test_include_copies_another_sources_subtree_and_follows_it(
+    kube: Kube,
+    namespace: str,
+    crd: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    lib = git_repo(files={"manifests/lib.yaml": "lib: 1\n", "README.md": "not copied\n"})
+    app = git_repo(files={"app/app.yaml": "app: 1\n"})
+    auth = await plain_secret(kube, namespace, git_http)
+    await create_repo(
+        kube,
+        namespace,
+        "lib",
+        git_http.url_for(lib.name),
+        interval="2s",
+        ref={"branch": "main"},
+        secretRef={"name": auth},
+    )
+    include = {"repository": {"name": "lib"}, "fromPath": "manifests", "toPath": "vendor/b"}
+    # An hour-long interval: only the include watch can bring lib's changes in quickly.
+    await create_repo(
+        kube,
+        namespace,
+        "app",
+        git_http.url_for(app.name),
+        interval="1h",
+        ref={"branch": "main"},
+        secretRef={"name": auth},
+        include=[include],
+    )
+    app_rev = f"main@sha1:{app.head('main')}"
+    obj = await wait_for(kube, namespace, "app", ready_at(app_rev), "Ready", controller)
+    lib_obj = await kube.get(f"{API}/namespaces/{namespace}/gitrepositories/lib")
+    lib_artifact = lib_obj["status"]["artifact"]
+    assert tar_files(await download(obj["status"]["artifact"]["url"])) == {
+        "app/app.yaml": b"app: 1\n",
+        "vendor/b/lib.yaml": b"lib: 1\n",
+    }
+    included = obj["status"]["includedArtifacts"]
+    assert [(i["revision"], i["digest"]) for i in included] == [
+        (lib_artifact["revision"], lib_artifact["digest"])
+    ]
+    assert obj["status"]["observedInclude"] == [include]
+    first_digest = obj["status"]["artifact"]["digest"]
+
+    pushed = lib.commit({"manifests/lib.yaml": "lib: 2\n", "manifests/extra.yaml": "x: 1\n"})
+
+    def follows_lib(o: dict[str, Any]) -> bool:
+        revisions = [i["revision"] for i in o["status"].get("includedArtifacts", [])]
+        return revisions == [f"main@sha1:{pushed}"] and ready_at(app_rev)(o)
+
+    obj = await wait_for(kube, namespace, "app", follows_lib, "lib's push in app", controller, 10)
+    assert obj["status"]["artifact"]["digest"] != first_digest
+    assert tar_files(await download(obj["status"]["artifact"]["url"])) == {
+        "app/app.yaml": b"app: 1\n",
+        "vendor/b/extra.yaml": b"x: 1\n",
+        "vendor/b/lib.yaml": b"lib: 2\n",
+    }
+    assert "lastHandledReconcileAt" not in obj["status"]
+
+
+async def test_include_of_a_missing_source_waits_and_a_path_outside_is_refused(
+    kube: Kube,
+    namespace: str,
+    crd: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    app = git_repo(files={"app.yaml": "app: 1\n"})
+    lib = git_repo(files={"lib.yaml": "lib: 1\n"})
+    auth = await plain_secret(kube, namespace, git_http)
+    await create_repo(
+        kube,
+        namespace,
+        "app",
+        git_http.url_for(app.name),
+        ref={"branch": "main"},
+        secretRef={"name": auth},
+        include=[{"repository": {"name": "lib"}}],
+    )
+    obj = await wait_for(
+        kube,
+        namespace,
+        "app",
+        lambda o: condition(o, "IncludeUnavailable").get("status") == "True",
+        "IncludeUnavailable",
+        controller,
+    )
+    unavailable = condition(obj, "IncludeUnavailable")
+    assert unavailable["reason"] == "NotFound"
+    assert unavailable["message"] == (
+        "could not get resource for include 'lib': "
+        'gitrepositories.source.toolkit.fluxcd.io "lib" not found'
+    )
+    ready = condition(obj, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "NotFound")
+    assert "artifact" not in obj["status"]
+
+    # The include appears: its first artifact wakes app at once, not after the 30s wait.
+    await create_repo(
+        kube,
+        namespace,
+        "lib",
+        git_http.url_for(lib.name),
+        ref={"branch": "main"},
+        secretRef={"name": auth},
+    )
+    obj = await wait_for(
+        kube,
+        namespace,
+        "app",
+        ready_at(f"main@sha1:{app.head('main')}"),
+        "Ready once lib has an artifact",
+        controller,
+        10,
+    )
+    assert not condition(obj, "IncludeUnavailable")
+    # toPath defaults to the included repository's name.
+    assert tar_names(await download(obj["status"]["artifact"]["url"])) == [
+        "app.yaml",
+        "lib/lib.yaml",
+    ]
+
+    await create_repo(
+        kube,
+        namespace,
+        "escape",
+        git_http.url_for(app.name),
+        ref={"branch": "main"},
+        secretRef={"name": auth},
+        include=[{"repository": {"name": "lib"}, "toPath": "../../outside"}],
+    )
+    obj = await wait_for(
+        kube,
+        namespace,
+        "escape",
+        lambda o: condition(o, "Stalled").get("status") == "True",
+        "Stalled",
+        controller,
+    )
+    failed = condition(obj, "StorageOperationFailed")
+    assert failed["reason"] == "IllegalPath"
+    assert "outside the artifact root" in failed["message"]
+    assert condition(obj, "Ready")["reason"] == "IllegalPath"
+    assert "artifact" not in obj["status"]

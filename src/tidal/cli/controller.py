@@ -22,7 +22,7 @@ from tidal.runtime.controller import Controller
 from tidal.runtime.informer import Informer, collection_path, lean
 from tidal.runtime.jitter import IntervalJitter
 from tidal.runtime.manager import Manager, ManagerOptions
-from tidal.source.gitrepository import GitRepositoryReconciler, Settings
+from tidal.source.gitrepository import GitRepositoryReconciler, Settings, include_watch
 from tidal.source.server import artifact_app
 from tidal.source.storage import Storage, advertised_address
 
@@ -135,19 +135,20 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         transform=lean,
         name="gitrepository",
     )
-    manager.add(
-        Controller(
-            "gitrepository",
-            "GitRepository",
-            informer,
-            reconciler.reconcile,
-            metrics=manager.registry,
-            concurrency=flags["concurrent"],
-            min_retry_delay=flags["min_retry_delay"],
-            max_retry_delay=flags["max_retry_delay"],
-            jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
-        )
+    git_controller = Controller(
+        "gitrepository",
+        "GitRepository",
+        informer,
+        reconciler.reconcile,
+        metrics=manager.registry,
+        concurrency=flags["concurrent"],
+        min_retry_delay=flags["min_retry_delay"],
+        max_retry_delay=flags["max_retry_delay"],
+        jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
     )
+    # A new artifact wakes the GitRepositories that include it (Flux's include watch).
+    informer.add_handler(on_update=include_watch(informer.list, git_controller.enqueue))
+    manager.add(git_controller)
     manager.serve(artifact_app(storage), flags["storage_addr"])
     manager.on_stop += [events.close, kube.close]
 
