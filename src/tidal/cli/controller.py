@@ -75,6 +75,13 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--min-retry-delay", default="750ms", show_default=True, callback=_seconds)
 @click.option("--max-retry-delay", default="15m", show_default=True, callback=_seconds)
 @click.option(
+    "--requeue-dependency",
+    default="30s",
+    show_default=True,
+    callback=_seconds,
+    help="Retry interval while a dependency (an included source) is not ready.",
+)
+@click.option(
     "--interval-jitter-percentage", default=5, show_default=True, type=click.IntRange(0, 99)
 )
 @click.option("--artifact-retention-ttl", default="60s", show_default=True, callback=_seconds)
@@ -115,6 +122,7 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
             mirrors=mirrors,
             allow_file_urls=flags["allow_file_urls"],
             digest_algorithm=flags["artifact_digest_algo"],
+            requeue_dependency=flags["requeue_dependency"],
         ),
     )
     manager = Manager(
