@@ -28,6 +28,8 @@ from typing import Any, Final
 from yaml._yaml import CEmitter
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from tidal.kube.gostrconv import parse_int, parse_uint
+
 _TAG: Final = "tag:yaml.org,2002:"
 STR: Final = _TAG + "str"
 _BOOL: Final = _TAG + "bool"
@@ -40,8 +42,6 @@ _SEQ: Final = _TAG + "seq"
 _MAP: Final = _TAG + "map"
 
 _INT64_MIN: Final = -(1 << 63)
-_INT64_MAX: Final = (1 << 63) - 1
-_UINT64_MAX: Final = (1 << 64) - 1
 
 # go-yaml v2's resolve table: YAML 1.1 booleans, nulls and the special floats.
 _SPECIAL: Final[dict[str, str]] = {
@@ -62,44 +62,12 @@ _HINT: Final[dict[str, str]] = {
 _YAML_STYLE_FLOAT: Final = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _DOT_FLOAT: Final = re.compile(r"\.[0-9]+(?:[eE][-+]?[0-9]+)?")
 _BASE60_FLOAT: Final = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
-_DIGITS: Final = {2: "01", 8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
 # go-yaml v2 tries time.Parse with these layouts (date-only, space-separated, RFC 3339).
 _TIMESTAMP_TEXT: Final = re.compile(
     r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
     r"(?:[Tt]([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.[0-9]+)?(?:Z|[-+][0-9]{2}:[0-9]{2})"
     r"| ([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.[0-9]+)?)?"
 )
-
-
-def _parse_uint(s: str, base: int) -> int | None:
-    """Go's strconv.ParseUint(s, base, 64); base 0 reads a 0x/0o/0b/0 prefix."""
-    if not s:
-        return None
-    if base == 0:
-        base = 10
-        if s[0] == "0":
-            if len(s) >= 3 and s[1] in "xX":
-                base, s = 16, s[2:]
-            elif len(s) >= 3 and s[1] in "oO":
-                base, s = 8, s[2:]
-            elif len(s) >= 3 and s[1] in "bB":
-                base, s = 2, s[2:]
-            else:
-                base, s = 8, s[1:]
-    if not all(c in _DIGITS[base] for c in s):
-        return None
-    n = int(s, base) if s else 0
-    return n if n <= _UINT64_MAX else None
-
-
-def _parse_int(s: str, base: int) -> int | None:
-    body = s[1:] if s[:1] in ("+", "-") else s
-    u = _parse_uint(body, base)
-    if u is None:
-        return None
-    if s[:1] == "-":
-        return -u if u <= 1 << 63 else None
-    return u if u <= _INT64_MAX else None
 
 
 def _is_timestamp(s: str) -> bool:
@@ -137,15 +105,15 @@ def resolve(s: str) -> str:
     if _is_timestamp(s):
         return _TIMESTAMP
     plain = s.replace("_", "")
-    if _parse_int(plain, 0) is not None or _parse_uint(plain, 0) is not None:
+    if parse_int(plain, 0) is not None or parse_uint(plain, 0) is not None:
         return _INT
     if _YAML_STYLE_FLOAT.fullmatch(plain) and not math.isinf(float(plain)):
         return _FLOAT
     if plain.startswith("0b") and (
-        _parse_int(plain[2:], 2) is not None or _parse_uint(plain[2:], 2) is not None
+        parse_int(plain[2:], 2) is not None or parse_uint(plain[2:], 2) is not None
     ):
         return _INT
-    if plain.startswith("-0b") and _parse_int("-" + plain[3:], 2) is not None:
+    if plain.startswith("-0b") and parse_int("-" + plain[3:], 2) is not None:
         return _INT
     return STR
 

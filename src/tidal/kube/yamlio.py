@@ -72,6 +72,8 @@ from yaml.events import AliasEvent, ScalarEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
+from tidal.kube.gostrconv import INT64_MAX, INT64_MIN, parse_int, parse_uint
+
 __all__ = ["ManifestError", "dump", "dump_all", "load_all"]
 
 
@@ -110,9 +112,6 @@ _MAP_TAG: Final = _YAML_TAG + "map"
 # type is decided after composing, by go-yaml's rules rather than PyYAML's YAML 1.1 regexes.
 _PLAIN_TAG: Final = "tidal plain scalar"
 
-_INT64_MIN: Final = -(1 << 63)
-_INT64_MAX: Final = (1 << 63) - 1
-_UINT64_MAX: Final = (1 << 64) - 1
 
 # go-yaml's resolve() looks only at the first byte to decide what a plain scalar might be.
 _HINTS: Final[dict[str, str]] = {
@@ -134,12 +133,6 @@ _RESOLVABLE: Final = frozenset(("", "str", "bool", "int", "float", "null", "time
 _YAML_STYLE_FLOAT: Final = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 # strconv.ParseFloat syntax for text starting with ".": digits and underscores, then an exponent.
 _DOT_FLOAT: Final = re.compile(r"\.([0-9_]*)(?:[eE][-+]?[0-9][0-9_]*)?")
-_DIGITS: Final[dict[int, re.Pattern[str]]] = {
-    2: re.compile("[01]*"),
-    8: re.compile("[0-7]*"),
-    10: re.compile("[0-9]+"),
-    16: re.compile("[0-9a-fA-F]*"),
-}
 # go-yaml tries time.Parse with "2006-1-2T15:4:5.999999999Z07:00" (and a lower-case "t"),
 # "2006-1-2 15:4:5.999999999" and "2006-1-2"; this is the union of the four layouts.
 _TIMESTAMP: Final = re.compile(
@@ -183,38 +176,6 @@ def _go_underscore_ok(s: str) -> bool:
                 return False
             saw = "!"
     return saw != "_"
-
-
-def _go_parse_uint(s: str, base: int) -> int | None:
-    """strconv.ParseUint(s, base, 64); base 0 means "from the prefix" (0x, 0o, 0b or 0)."""
-    if not s:
-        return None
-    if base == 0:
-        base = 10
-        if s[0] == "0":
-            if len(s) >= 3 and s[1] in "bB":
-                base, s = 2, s[2:]
-            elif len(s) >= 3 and s[1] in "oO":
-                base, s = 8, s[2:]
-            elif len(s) >= 3 and s[1] in "xX":
-                base, s = 16, s[2:]
-            else:
-                base, s = 8, s[1:]
-    if not _DIGITS[base].fullmatch(s):
-        return None
-    n = int(s, base) if s else 0
-    return n if n <= _UINT64_MAX else None
-
-
-def _go_parse_int(s: str, base: int) -> int | None:
-    """strconv.ParseInt(s, base, 64)."""
-    body = s[1:] if s[:1] in ("+", "-") else s
-    u = _go_parse_uint(body, base)
-    if u is None:
-        return None
-    if s[:1] == "-":
-        return -u if u <= 1 << 63 else None
-    return u if u <= _INT64_MAX else None
 
 
 def _go_parse_timestamp(s: str) -> tuple[int, int, int, int, int, int, int, int | None] | None:
@@ -270,16 +231,16 @@ def _go_resolve_plain(value: str, tag: str) -> tuple[str, Any]:
         return "str", value
     if value.isdigit() and value.isascii() and (value[0] != "0" or len(value) == 1):
         n = int(value)
-        if n <= _INT64_MAX:
+        if n <= INT64_MAX:
             return "int", n
     if tag in ("", "timestamp") and len(value) >= 8 and value[4] == "-":
         ts = _go_parse_timestamp(value)
         if ts is not None:
             return "timestamp", ts
     plain = value.replace("_", "")
-    n_or_none = _go_parse_int(plain, 0)
+    n_or_none = parse_int(plain, 0)
     if n_or_none is None and plain[:1] not in ("+", "-"):
-        n_or_none = _go_parse_uint(plain, 0)
+        n_or_none = parse_uint(plain, 0)
     if n_or_none is not None:
         return "int", n_or_none
     if _YAML_STYLE_FLOAT.fullmatch(plain):
@@ -289,11 +250,11 @@ def _go_resolve_plain(value: str, tag: str) -> tuple[str, Any]:
     # go-yaml's own fallbacks for 0b/0o, reached only when Go's prefix parsing failed above.
     for prefix, base in (("0b", 2), ("0o", 8)):
         if plain.startswith(prefix):
-            n_or_none = _go_parse_int(plain[2:], base)
+            n_or_none = parse_int(plain[2:], base)
             if n_or_none is None:
-                n_or_none = _go_parse_uint(plain[2:], base)
+                n_or_none = parse_uint(plain[2:], base)
         elif plain.startswith("-" + prefix):
-            n_or_none = _go_parse_int("-" + plain[3:], base)
+            n_or_none = parse_int("-" + plain[3:], base)
         if n_or_none is not None:
             return "int", n_or_none
     return "str", value
@@ -316,7 +277,7 @@ def _json_float(f: float, node: Node) -> int | float:
         # encoding/json prints integral floats below 1e21 without a fraction, using the shortest
         # round-tripping digits, so the next decoder reads an integer.
         n = int(Decimal(repr(f)))
-        return n if _INT64_MIN <= n <= _INT64_MAX else float(n)
+        return n if INT64_MIN <= n <= INT64_MAX else float(n)
     return f
 
 
@@ -373,7 +334,7 @@ def _to_json(kind: str, out: Any, node: Node) -> Any:
     if kind in ("str", "bool", "null"):
         return out
     if kind == "int":
-        return out if _INT64_MIN <= out <= _INT64_MAX else float(out)
+        return out if INT64_MIN <= out <= INT64_MAX else float(out)
     if kind == "float":
         return _json_float(out, node)
     return _format_timestamp(out, node)
@@ -1137,7 +1098,7 @@ def _node(obj: Any) -> Node:
     if cls is bool:
         return ScalarNode(_BOOL_TAG, "true" if obj else "false")
     if cls is int:
-        if not _INT64_MIN <= obj <= _INT64_MAX:
+        if not INT64_MIN <= obj <= INT64_MAX:
             raise ValueError(f"integer {obj} does not fit in int64")
         return ScalarNode(_INT_TAG, str(obj))
     if obj is None:
