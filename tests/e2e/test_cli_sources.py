@@ -28,6 +28,7 @@ from tidal.api import crd
 from tidal.cli import cluster as cli_cluster
 from tidal.cli.objects import GIT_REPOSITORY, ObjectKind
 from tidal.cli.options import CliError, GlobalOptions
+from tidal.install import apply
 from tidal.kube import yamlio
 from tidal.kube.client import ApiError, Kube
 
@@ -48,18 +49,8 @@ def flux_bin() -> Path:
 
 
 async def install_crds(kube: Kube) -> None:
-    """Server-side apply tidal's CRDs and wait until each is Established."""
-    for kind in crd.KINDS:
-        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{kind.name}"
-        await kube.apply(path, crd.crd(kind), field_manager="tidal", force=True)
-        for _ in range(100):
-            live = await kube.get(path)
-            conditions = live.get("status", {}).get("conditions", [])
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"CRD {kind.name} never became Established")
+    """Apply tidal's CRDs as `tidal install` does and wait until each is Established."""
+    await apply.apply_all(kube, [crd.crd(k) for k in crd.KINDS], within=30)
 
 
 @pytest.fixture

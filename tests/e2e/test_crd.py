@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
 from tidal.api import crd
 from tidal.api.source import GitRepository
+from tidal.install import apply
 from tidal.kube.client import ApiError, Kube
 
 pytestmark = pytest.mark.e2e
@@ -17,19 +17,8 @@ GIT_KIND = next(k for k in crd.KINDS if k.kind == "GitRepository")
 
 
 async def install(kube: Kube, kind: crd.Kind) -> None:
-    await kube.apply(
-        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{kind.name}",
-        crd.crd(kind),
-        field_manager="tidal",
-        force=True,
-    )
-    for _ in range(100):
-        obj = await kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{kind.name}")
-        conditions = {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions", [])}
-        if conditions.get("Established") == "True":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"CRD {kind.name} never became Established")
+    """Apply a CRD as `tidal install` does and wait until it is Established."""
+    await apply.apply_all(kube, [crd.crd(kind)], within=30)
 
 
 def git_repository(namespace: str, name: str, **spec: Any) -> dict[str, Any]:

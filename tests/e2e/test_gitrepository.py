@@ -133,7 +133,7 @@ async def create_repo(kube: Kube, namespace: str, name: str, url: str, **spec: A
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
-    for c in obj.get("status", {}).get("conditions", []):
+    for c in (obj.get("status") or {}).get("conditions") or []:
         if c["type"] == type_:
             return dict(c)
     return {}

@@ -83,7 +83,7 @@ async def test_deployment_becomes_available(kube: Kube, namespace: str) -> None:
 
     async def available() -> bool:
         status = (await kube.get(path)).get("status", {})
-        conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
         return conditions.get("Available") == "True" and status.get("readyReplicas") == 2
 
     await eventually(available, 60, "Deployment web to become Available with 2 ready replicas")

@@ -53,7 +53,8 @@ async def poll_until(
 
 async def _established(kube: Kube, obj: dict[str, Any]) -> bool:
     live = await kube.get(object_path(obj))
-    conds = {c["type"]: c["status"] for c in live.get("status", {}).get("conditions", [])}
+    # status.conditions is null for a moment after a CRD is created.
+    conds = {c["type"]: c["status"] for c in (live.get("status") or {}).get("conditions") or []}
     return conds.get("Established") == "True"
 
 
@@ -87,9 +88,9 @@ async def apply_all(
 
 async def deployment_ready(kube: Kube, obj: dict[str, Any]) -> bool:
     live = await kube.get(object_path(obj))
-    status = live.get("status", {})
+    status = live.get("status") or {}
     generation = live["metadata"].get("generation")
-    conds = {c["type"]: c["status"] for c in status.get("conditions", [])}
+    conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
     return bool(
         status.get("observedGeneration") == generation
         and conds.get("Available") == "True"
