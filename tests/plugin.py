@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from testenv import build, plane
+from tidal.api import crd
+from tidal.install import apply
 from tidal.kube.client import ApiError, Kube
 
 pytest_plugins = ["tests.fixtures_git"]
@@ -82,3 +84,9 @@ async def namespace(kube: Kube, request: pytest.FixtureRequest) -> AsyncIterator
     except ApiError as e:
         if e.status != 404:
             raise
+
+
+@pytest.fixture
+async def crds(kube: Kube) -> None:
+    """tidal's CRDs, applied as `tidal install` applies them and Established."""
+    await apply.apply_all(kube, [crd.crd(k) for k in crd.KINDS], within=30)

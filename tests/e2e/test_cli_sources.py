@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,13 +20,12 @@ import pytest
 
 from testenv import flux_cli
 from testenv.git_server import GitHTTPServer
+from tests.controller_process import run_controller
 from tests.fixtures_git import GitRepoFactory, GitSSHServer
 from tests.plugin import Cluster
-from tidal.api import crd
 from tidal.cli import cluster as cli_cluster
 from tidal.cli.objects import GIT_REPOSITORY, ObjectKind
 from tidal.cli.options import CliError, GlobalOptions
-from tidal.install import apply
 from tidal.kube import yamlio
 from tidal.kube.client import ApiError, Kube
 
@@ -46,16 +43,6 @@ def needs_flux(f: F) -> F:
 @pytest.fixture(scope="session")
 def flux_bin() -> Path:
     return flux_cli.build_flux()
-
-
-async def install_crds(kube: Kube) -> None:
-    """Apply tidal's CRDs as `tidal install` does and wait until each is Established."""
-    await apply.apply_all(kube, [crd.crd(k) for k in crd.KINDS], within=30)
-
-
-@pytest.fixture
-async def crds(kube: Kube) -> None:
-    await install_crds(kube)
 
 
 @dataclass(frozen=True)
@@ -651,40 +638,13 @@ async def test_a_missing_crd_is_reported_as_not_installed(cluster: Cluster) -> N
 LIVE_LABEL = "tidal-cli-e2e=live"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_controller(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """`tidal controller`, limited by label to the objects of the tests that want it, so the
     other tests here still see no controller."""
     work = tmp_path_factory.mktemp("cli-controller")
-    log = work / "controller.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "tidal", "--kubeconfig", str(cluster.kubeconfig),
-                "controller", "--storage-path", str(work / "data"),
-                "--storage-addr", f"127.0.0.1:{_free_port()}",
-                "--metrics-addr", f"127.0.0.1:{_free_port()}",
-                "--health-addr", f"127.0.0.1:{_free_port()}",
-                "--git-cache-path", str(work / "git"), "--log-encoding", "console",
-                "--watch-label-selector", LIVE_LABEL,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        yield log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with run_controller(cluster.kubeconfig, work, "--watch-label-selector", LIVE_LABEL) as running:
+        yield running.log
 
 
 @needs_flux

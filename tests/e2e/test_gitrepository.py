@@ -7,20 +7,15 @@ import base64
 import hashlib
 import io
 import shutil
-import socket
-import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import pytest
 
 from testenv.git_server import GitHTTPServer, GitSSHServer
-from tests.e2e.test_crd import GIT_KIND, install
+from tests.controller_process import RunningController, run_controller
 from tests.git_signing import GpgKey, make_gpg_key, signed_commit
 from tests.plugin import Cluster
 from tidal.kube.client import ApiError, Kube
@@ -30,73 +25,14 @@ pytestmark = pytest.mark.e2e
 API = "/apis/source.toolkit.fluxcd.io/v1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class RunningController:
-    process: subprocess.Popen[bytes]
-    storage: Path
-    log: Path
-    storage_port: int
-    metrics_port: int
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture(scope="module")
 def controller(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningController]:
-    """The controller as a user runs it: a foreground process with a kubeconfig."""
-    work = tmp_path_factory.mktemp("controller")
-    storage_port, metrics_port, health_port = free_port(), free_port(), free_port()
-    log = work / "controller.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tidal",
-                "--kubeconfig",
-                str(cluster.kubeconfig),
-                "controller",
-                "--storage-path",
-                str(work / "data"),
-                "--storage-addr",
-                f"127.0.0.1:{storage_port}",
-                "--metrics-addr",
-                f"127.0.0.1:{metrics_port}",
-                "--health-addr",
-                f"127.0.0.1:{health_port}",
-                "--git-cache-path",
-                str(work / "git"),
-                "--log-encoding",
-                "console",
-                "--concurrent",
-                "4",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    running = RunningController(process, work / "data", log, storage_port, metrics_port)
-    try:
+    with run_controller(
+        cluster.kubeconfig, tmp_path_factory.mktemp("controller"), "--concurrent", "4"
+    ) as running:
         yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-@pytest.fixture
-async def crd(kube: Kube) -> None:
-    await install(kube, GIT_KIND)
 
 
 async def secret(kube: Kube, namespace: str, name: str, data: dict[str, bytes | str]) -> None:
@@ -111,15 +47,28 @@ async def secret(kube: Kube, namespace: str, name: str, data: dict[str, bytes | 
     )
 
 
-async def https_secret(kube: Kube, namespace: str, server: GitHTTPServer) -> str:
+async def auth_secret(kube: Kube, namespace: str, server: GitHTTPServer) -> str:
+    """The Secret a GitRepository needs for `server`: basic auth, plus its CA over TLS."""
     assert server.username and server.password
-    await secret(
-        kube,
-        namespace,
-        "https-auth",
-        {"username": server.username, "password": server.password, "ca.crt": server.ca_pem},
-    )
-    return "https-auth"
+    name = "https-auth" if server.tls else "plain"
+    data: dict[str, bytes | str] = {"username": server.username, "password": server.password}
+    if server.tls:
+        data["ca.crt"] = server.ca_pem
+    try:
+        await secret(kube, namespace, name, data)
+    except ApiError as e:
+        if e.status != 409:
+            raise
+    return name
+
+
+async def git_source(
+    kube: Kube, namespace: str, name: str, server: GitHTTPServer, repo: Any, **spec: Any
+) -> None:
+    """A GitRepository on `repo`'s main branch through `server`, with its auth Secret."""
+    auth = await auth_secret(kube, namespace, server)
+    spec = {"ref": {"branch": "main"}, "secretRef": {"name": auth}, **spec}
+    await create_repo(kube, namespace, name, server.url_for(repo.name), **spec)
 
 
 async def create_repo(kube: Kube, namespace: str, name: str, url: str, **spec: Any) -> None:
@@ -188,7 +137,7 @@ def tar_names(data: bytes) -> list[str]:
 async def test_branch_over_https_produces_a_served_artifact_and_follows_pushes(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_https: GitHTTPServer,
     git_repo: Any,
@@ -197,15 +146,7 @@ async def test_branch_over_https_produces_a_served_artifact_and_follows_pushes(
         files={"deploy/app.yaml": "kind: ConfigMap\n", "README.md": "hi\n", "logo.png": b"\x89PNG"}
     )
     sha = repo.head("main")
-    auth = await https_secret(kube, namespace, git_https)
-    await create_repo(
-        kube,
-        namespace,
-        "app",
-        git_https.url_for(repo.name),
-        ref={"branch": "main"},
-        secretRef={"name": auth},
-    )
+    await git_source(kube, namespace, "app", git_https, repo)
 
     obj = await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{sha}"), "Ready", controller)
     artifact = obj["status"]["artifact"]
@@ -273,27 +214,19 @@ async def test_branch_over_https_produces_a_served_artifact_and_follows_pushes(
 async def test_wrong_password_fails_and_keeps_the_last_artifact(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_https: GitHTTPServer,
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"a.yaml": "a: 1\n"})
     sha = repo.head("main")
-    auth = await https_secret(kube, namespace, git_https)
-    await create_repo(
-        kube,
-        namespace,
-        "app",
-        git_https.url_for(repo.name),
-        ref={"branch": "main"},
-        secretRef={"name": auth},
-    )
+    await git_source(kube, namespace, "app", git_https, repo)
     obj = await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{sha}"), "Ready", controller)
     url = obj["status"]["artifact"]["url"]
 
     assert git_https.password
-    secret_path = f"/api/v1/namespaces/{namespace}/secrets/{auth}"
+    secret_path = f"/api/v1/namespaces/{namespace}/secrets/https-auth"
     wrong = base64.b64encode(b"not-the-password").decode()
     await kube.patch(secret_path, {"data": {"password": wrong}})
     repo.commit({"a.yaml": "a: 2\n"})
@@ -320,7 +253,7 @@ async def test_wrong_password_fails_and_keeps_the_last_artifact(
 async def test_ssh_with_known_hosts_and_refusal_of_a_wrong_host_key(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_ssh: GitSSHServer,
     git_repo: Any,
@@ -372,7 +305,7 @@ async def test_ssh_with_known_hosts_and_refusal_of_a_wrong_host_key(
 async def test_every_ref_type(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_http: GitHTTPServer,
     git_repo: Any,
@@ -401,7 +334,7 @@ async def test_every_ref_type(
 async def test_invalid_url_stalls_and_suspend_stops_reconciling(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
 ) -> None:
     await create_repo(
@@ -444,14 +377,6 @@ def tar_files(data: bytes) -> dict[str, bytes]:
         return files
 
 
-async def plain_secret(kube: Kube, namespace: str, server: GitHTTPServer) -> str:
-    assert server.username and server.password
-    await secret(
-        kube, namespace, "plain", {"username": server.username, "password": server.password}
-    )
-    return "plain"
-
-
 async def events_of(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
     listing = await kube.get(f"/api/v1/namespaces/{namespace}/events")
     return [e for e in listing["items"] if e["involvedObject"].get("name") == name]
@@ -460,22 +385,13 @@ async def events_of(kube: Kube, namespace: str, name: str) -> list[dict[str, Any
 async def test_a_push_moves_the_artifact_within_one_interval(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_http: GitHTTPServer,
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"app.yaml": "replicas: 1\n"})
-    auth = await plain_secret(kube, namespace, git_http)
-    await create_repo(
-        kube,
-        namespace,
-        "app",
-        git_http.url_for(repo.name),
-        interval="2s",
-        ref={"branch": "main"},
-        secretRef={"name": auth},
-    )
+    await git_source(kube, namespace, "app", git_http, repo, interval="2s")
     first = repo.head("main")
     await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{first}"), "Ready", controller)
 
@@ -495,23 +411,14 @@ async def test_a_push_moves_the_artifact_within_one_interval(
 async def test_a_force_push_that_rewrites_history_gives_the_new_revision(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_https: GitHTTPServer,
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"old/app.yaml": "v: 1\n"})
     repo.commit({"old/app.yaml": "v: 2\n"}, "second")
-    auth = await https_secret(kube, namespace, git_https)
-    await create_repo(
-        kube,
-        namespace,
-        "app",
-        git_https.url_for(repo.name),
-        interval="2s",
-        ref={"branch": "main"},
-        secretRef={"name": auth},
-    )
+    await git_source(kube, namespace, "app", git_https, repo, interval="2s")
     before = repo.head("main")
     await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{before}"), "Ready", controller)
 
@@ -534,7 +441,7 @@ async def test_a_force_push_that_rewrites_history_gives_the_new_revision(
 async def test_sourceignore_and_spec_ignore_shape_the_artifact(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_http: GitHTTPServer,
     git_repo: Any,
@@ -549,15 +456,8 @@ async def test_sourceignore_and_spec_ignore_shape_the_artifact(
         }
     )
     sha = repo.head("main")
-    auth = await plain_secret(kube, namespace, git_http)
-    await create_repo(
-        kube,
-        namespace,
-        "app",
-        git_http.url_for(repo.name),
-        ref={"branch": "main"},
-        secretRef={"name": auth},
-        ignore="# test fixtures\ndeploy/test/\n",
+    await git_source(
+        kube, namespace, "app", git_http, repo, ignore="# test fixtures\ndeploy/test/\n"
     )
     obj = await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{sha}"), "Ready", controller)
     # docs/ goes by .sourceignore, deploy/test/ by spec.ignore; with user patterns present the
@@ -609,7 +509,7 @@ def gpg_key() -> Iterator[GpgKey]:
 async def test_openpgp_verification_accepts_signed_and_refuses_unsigned_commits(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_https: GitHTTPServer,
     git_repo: Any,
@@ -617,16 +517,14 @@ async def test_openpgp_verification_accepts_signed_and_refuses_unsigned_commits(
 ) -> None:
     repo = git_repo()
     signed = signed_commit(repo.path, {"app.yaml": "signed: true\n"}, "signed change", gpg_key)
-    auth = await https_secret(kube, namespace, git_https)
     await secret(kube, namespace, "pgp-public-keys", {"author.asc": gpg_key.public_armored})
-    await create_repo(
+    await git_source(
         kube,
         namespace,
         "app",
-        git_https.url_for(repo.name),
+        git_https,
+        repo,
         interval="2s",
-        ref={"branch": "main"},
-        secretRef={"name": auth},
         verify={"mode": "HEAD", "secretRef": {"name": "pgp-public-keys"}},
     )
     obj = await wait_for(
@@ -665,23 +563,14 @@ async def test_openpgp_verification_accepts_signed_and_refuses_unsigned_commits(
 async def test_a_git_server_outage_fails_then_recovers_by_itself(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_https: GitHTTPServer,
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"app.yaml": "up: true\n"})
     sha = repo.head("main")
-    auth = await https_secret(kube, namespace, git_https)
-    await create_repo(
-        kube,
-        namespace,
-        "app",
-        git_https.url_for(repo.name),
-        interval="2s",
-        ref={"branch": "main"},
-        secretRef={"name": auth},
-    )
+    await git_source(kube, namespace, "app", git_https, repo, interval="2s")
     obj = await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{sha}"), "Ready", controller)
     url = obj["status"]["artifact"]["url"]
 
@@ -727,23 +616,15 @@ async def test_a_git_server_outage_fails_then_recovers_by_itself(
 async def test_two_sources_on_one_repository_get_separate_artifacts(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_http: GitHTTPServer,
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"app.yaml": "shared: true\n"})
     sha = repo.head("main")
-    auth = await plain_secret(kube, namespace, git_http)
     for name in ("one", "two"):
-        await create_repo(
-            kube,
-            namespace,
-            name,
-            git_http.url_for(repo.name),
-            ref={"branch": "main"},
-            secretRef={"name": auth},
-        )
+        await git_source(kube, namespace, name, git_http, repo)
     one, two = [
         await wait_for(kube, namespace, n, ready_at(f"main@sha1:{sha}"), "Ready", controller)
         for n in ("one", "two")
@@ -762,35 +643,17 @@ async def test_two_sources_on_one_repository_get_separate_artifacts(
 async def test_include_copies_another_sources_subtree_and_follows_it(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_http: GitHTTPServer,
     git_repo: Any,
 ) -> None:
     lib = git_repo(files={"manifests/lib.yaml": "lib: 1\n", "README.md": "not copied\n"})
     app = git_repo(files={"app/app.yaml": "app: 1\n"})
-    auth = await plain_secret(kube, namespace, git_http)
-    await create_repo(
-        kube,
-        namespace,
-        "lib",
-        git_http.url_for(lib.name),
-        interval="2s",
-        ref={"branch": "main"},
-        secretRef={"name": auth},
-    )
+    await git_source(kube, namespace, "lib", git_http, lib, interval="2s")
     include = {"repository": {"name": "lib"}, "fromPath": "manifests", "toPath": "vendor/b"}
     # An hour-long interval: only the include watch can bring lib's changes in quickly.
-    await create_repo(
-        kube,
-        namespace,
-        "app",
-        git_http.url_for(app.name),
-        interval="1h",
-        ref={"branch": "main"},
-        secretRef={"name": auth},
-        include=[include],
-    )
+    await git_source(kube, namespace, "app", git_http, app, interval="1h", include=[include])
     app_rev = f"main@sha1:{app.head('main')}"
     obj = await wait_for(kube, namespace, "app", ready_at(app_rev), "Ready", controller)
     lib_obj = await kube.get(f"{API}/namespaces/{namespace}/gitrepositories/lib")
@@ -825,22 +688,15 @@ async def test_include_copies_another_sources_subtree_and_follows_it(
 async def test_include_of_a_missing_source_waits_and_a_path_outside_is_refused(
     kube: Kube,
     namespace: str,
-    crd: None,
+    crds: None,
     controller: RunningController,
     git_http: GitHTTPServer,
     git_repo: Any,
 ) -> None:
     app = git_repo(files={"app.yaml": "app: 1\n"})
     lib = git_repo(files={"lib.yaml": "lib: 1\n"})
-    auth = await plain_secret(kube, namespace, git_http)
-    await create_repo(
-        kube,
-        namespace,
-        "app",
-        git_http.url_for(app.name),
-        ref={"branch": "main"},
-        secretRef={"name": auth},
-        include=[{"repository": {"name": "lib"}}],
+    await git_source(
+        kube, namespace, "app", git_http, app, include=[{"repository": {"name": "lib"}}]
     )
     obj = await wait_for(
         kube,
@@ -861,14 +717,7 @@ async def test_include_of_a_missing_source_waits_and_a_path_outside_is_refused(
     assert "artifact" not in obj["status"]
 
     # The include appears: its first artifact wakes app at once, not after the 30s wait.
-    await create_repo(
-        kube,
-        namespace,
-        "lib",
-        git_http.url_for(lib.name),
-        ref={"branch": "main"},
-        secretRef={"name": auth},
-    )
+    await git_source(kube, namespace, "lib", git_http, lib)
     obj = await wait_for(
         kube,
         namespace,
@@ -885,13 +734,12 @@ async def test_include_of_a_missing_source_waits_and_a_path_outside_is_refused(
         "lib/lib.yaml",
     ]
 
-    await create_repo(
+    await git_source(
         kube,
         namespace,
         "escape",
-        git_http.url_for(app.name),
-        ref={"branch": "main"},
-        secretRef={"name": auth},
+        git_http,
+        app,
         include=[{"repository": {"name": "lib"}, "toPath": "../../outside"}],
     )
     obj = await wait_for(

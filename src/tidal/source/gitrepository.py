@@ -58,7 +58,6 @@ from tidal.api.source import (
     URL_INVALID,
     GitRepository,
     GitRepositoryInclude,
-    GitRepositoryStatus,
 )
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.events import EventRecorder
@@ -151,6 +150,12 @@ class _StatusWriter:
 def _short_message(commit: Commit) -> str:
     first = commit.message.strip().splitlines()[0] if commit.message.strip() else ""
     return first if len(first) <= 50 else first[:50] + "..."
+
+
+def _mark_stored(obj: GitRepository, revision: str) -> None:
+    conditions.mark_true(
+        obj, ARTIFACT_IN_STORAGE, SUCCEEDED, "stored artifact for revision '%s'", revision
+    )
 
 
 def _object_path(namespace: str, name: str) -> str:
@@ -326,6 +331,11 @@ def include_watch(
     changed: `list_namespace` reads the informer's cache, `enqueue` is Controller.enqueue."""
 
     def on_update(old: dict[str, Any], new: dict[str, Any]) -> None:
+        # Every status write comes through here; scanning the namespace for each would make a
+        # reconcile round O(n^2). Only a moved artifact can wake anyone.
+        after = _artifact_key(new)
+        if after is None or after == _artifact_key(old):
+            return
         namespace = str((new.get("metadata") or {}).get("namespace", ""))
         for name in includers_to_wake(old, new, list_namespace(namespace)):
             enqueue(namespace, name)
@@ -413,7 +423,7 @@ class GitRepositoryReconciler:
             await asyncio.to_thread(self.storage.remove_all, _KIND_DIR, meta.namespace, meta.name)
         except (OSError, StorageError) as e:
             return Result.failure(f"garbage collection failed: {e}")
-        shutil.rmtree(self._mirror_dir(obj), ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, self._mirror_dir(obj), ignore_errors=True)
         if SOURCE_FINALIZER in meta.finalizers:
             remaining = [f for f in meta.finalizers if f != SOURCE_FINALIZER]
             try:
@@ -442,7 +452,6 @@ class GitRepositoryReconciler:
             if not await asyncio.to_thread(self.storage.exists, artifact):
                 obj.status.artifact = None
                 conditions.delete(obj, ARTIFACT_IN_STORAGE)
-                conditions.mark_reconciling(obj, PROGRESSING, "building artifact")
             else:
                 obj.status.artifact = self.storage.with_current_url(artifact)
         if obj.status.artifact is None:
@@ -589,13 +598,7 @@ class GitRepositoryReconciler:
                 remote = await git.remote_head(spec.url, ref, auth, allow_file=allow_file)
                 if remote is not None and artifact.has_revision(remote):
                     conditions.delete(obj, FETCH_FAILED)
-                    conditions.mark_true(
-                        obj,
-                        ARTIFACT_IN_STORAGE,
-                        SUCCEEDED,
-                        "stored artifact for revision '%s'",
-                        artifact.revision,
-                    )
+                    _mark_stored(obj, artifact.revision)
                     self.events.normal(
                         obj.to_dict(),
                         GIT_OPERATION_SUCCEEDED,
@@ -687,17 +690,10 @@ class GitRepositoryReconciler:
         if (
             artifact is not None
             and artifact.has_revision(commit.revision)
-            and not _includes_differ(includes, obj.status.included_artifacts)
             and not self._content_config_changed(obj, includes)
         ):
             conditions.delete(obj, ARTIFACT_OUTDATED)
-            conditions.mark_true(
-                obj,
-                ARTIFACT_IN_STORAGE,
-                SUCCEEDED,
-                "stored artifact for revision '%s'",
-                artifact.revision,
-            )
+            _mark_stored(obj, artifact.revision)
             return
         meta = obj.metadata
         path = artifact_path(_KIND_DIR, meta.namespace, meta.name, f"{commit.hash}.tar.gz")
@@ -746,13 +742,7 @@ class GitRepositoryReconciler:
         conditions.delete(obj, ARTIFACT_OUTDATED)
         conditions.delete(obj, STORAGE_OPERATION_FAILED)
         conditions.delete(obj, INCLUDE_UNAVAILABLE)
-        conditions.mark_true(
-            obj,
-            ARTIFACT_IN_STORAGE,
-            SUCCEEDED,
-            "stored artifact for revision '%s'",
-            stored.revision,
-        )
+        _mark_stored(obj, stored.revision)
 
     # -- step 5: events and status -------------------------------------------------------------
 
@@ -791,10 +781,6 @@ class GitRepositoryReconciler:
         # A merge patch only removes what it names as null.
         patch: dict[str, Any] = {k: None for k in before if k not in after}
         patch.update(after)
-        defaults = GitRepositoryStatus().to_dict()
-        for key in list(patch):
-            if patch[key] is None and key in defaults:
-                patch[key] = defaults[key]
         meta = obj.metadata
         try:
             await self.kube.patch(
