@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh machine lacks to run and test tidal; each step is skipped when already done.
 #   system packages: git, openssh-server (the test SSH Git server), gnupg
-#   .venv with tidal and its dev tools
+#   .venv with tidal and its dev tools, and the kustomize engine (pykustomize, see below)
 #   the test control plane, compiled from pinned Go modules into ~/.cache/tidal-testenv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +26,17 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+# pykustomize (Go kustomize in-process, see docs/decisions.md) declares Requires-Python >=3.14
+# although its wheel is pure cffi and runs on 3.11; it is installed on its own, without its
+# dependency resolution, so the override cannot pull anything else past its Python bounds.
+PYKUSTOMIZE=pykustomize==0.1.4
 # Re-install only when the declared dependencies changed.
 stamp=.venv/.tidal-deps
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$( (cat pyproject.toml; echo "$PYKUSTOMIZE") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q --no-deps --ignore-requires-python "$PYKUSTOMIZE"
   echo "$want" > "$stamp"
 fi
 

@@ -1,0 +1,1 @@
+"""kustomize.toolkit.fluxcd.io: the Kustomization controller, Flux's GitOps loop."""
