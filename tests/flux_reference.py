@@ -20,7 +20,9 @@ import pytest
 
 from tidal.kube import yamlio
 
+# One Flux release: kustomize-controller v1.10.1 shipped beside source-controller v1.10.1.
 SOURCE_CONTROLLER = ("github.com/fluxcd/source-controller", "v1.10.1")
+KUSTOMIZE_CONTROLLER = ("github.com/fluxcd/kustomize-controller", "v1.10.1")
 
 
 @cache

@@ -48,26 +48,39 @@ async def test_install_applies_everything_and_is_idempotent(cluster: Cluster, ku
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "tidal-controller", "namespace": ns}
     ]
-    # The controller's identity may read GitRepositories and Secrets, and nothing it should not.
+    ks_crd = await kube.get(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+        "kustomizations.kustomize.toolkit.fluxcd.io"
+    )
+    assert ks_crd["spec"]["names"]["shortNames"] == ["ks"]
+    # Kustomizations apply arbitrary objects, RBAC included, and impersonate ServiceAccounts:
+    # the controller's identity may do all of that anywhere, as Flux's kustomize-controller.
+    user = f"system:serviceaccount:{ns}:tidal-controller"
+    for attributes in (
+        {"verb": "delete", "resource": "deployments", "group": "apps", "namespace": "default"},
+        {"verb": "create", "resource": "clusterroles", "group": "rbac.authorization.k8s.io"},
+        {"verb": "impersonate", "resource": "serviceaccounts", "namespace": "default"},
+    ):
+        assert await _allowed(kube, user, attributes), attributes
+    assert not await _allowed(
+        kube,
+        f"system:serviceaccount:{ns}:default",
+        {"verb": "list", "resource": "kustomizations", "group": "kustomize.toolkit.fluxcd.io"},
+    )
+
+    second = tidal(cluster, "install", "-n", ns, "--timeout", "2m")
+    assert second.returncode == 0, second.stderr
+    assert "created" not in second.stderr and "configured" not in second.stderr
+
+
+async def _allowed(kube: Kube, user: str, attributes: dict[str, str]) -> bool:
     review = await kube.request(
         "POST",
         "/apis/authorization.k8s.io/v1/subjectaccessreviews",
         body={
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
-            "spec": {
-                "user": f"system:serviceaccount:{ns}:tidal-controller",
-                "resourceAttributes": {
-                    "verb": "delete",
-                    "resource": "deployments",
-                    "group": "apps",
-                    "namespace": "default",
-                },
-            },
+            "spec": {"user": user, "resourceAttributes": attributes},
         },
     )
-    assert review["status"]["allowed"] is False
-
-    second = tidal(cluster, "install", "-n", ns, "--timeout", "2m")
-    assert second.returncode == 0, second.stderr
-    assert "created" not in second.stderr and "configured" not in second.stderr
+    return bool(review["status"]["allowed"])

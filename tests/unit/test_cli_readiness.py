@@ -43,8 +43,14 @@ def test_ready_needs_a_first_reconciliation_and_a_current_ready_condition() -> N
     assert readiness.ready(obj(2, old, observedGeneration=2)).status == IN_PROGRESS
     # ... else the object's observedGeneration must match.
     assert readiness.ready(obj(2, cond("Ready"), observedGeneration=1)).status == IN_PROGRESS
-    # Ready=False without Reconciling/Stalled is current: the caller reads the condition.
-    assert readiness.ready(obj(1, cond("Ready", "False"), observedGeneration=1)).status == CURRENT
+    # Ready=False (or Unknown) without Stalled is still in progress, as flux's kstatus has it:
+    # the controller retries; its message is what a timeout reports.
+    failing = readiness.ready(obj(1, cond("Ready", "False"), observedGeneration=1))
+    assert (failing.status, failing.message) == (IN_PROGRESS, "Ready message")
+    unknown = readiness.ready(obj(1, cond("Ready", "Unknown"), observedGeneration=1))
+    assert unknown.status == IN_PROGRESS
+    stalled = obj(1, cond("Ready", "False"), cond("Stalled"), observedGeneration=1)
+    assert readiness.ready(stalled).status == FAILED
 
 
 def test_handled_waits_for_last_handled_reconcile_at_to_move() -> None:

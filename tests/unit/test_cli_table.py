@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from tidal.cli import table
-from tidal.cli.get import render_sources, source_row, status_filter
+from tidal.cli.get import (
+    kustomization_row,
+    render_kustomizations,
+    render_sources,
+    source_row,
+    status_filter,
+)
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -112,3 +118,62 @@ def test_status_selector_is_case_insensitive_and_negatable() -> None:
     # Objects without the condition never match `=`, so they always match `!=`.
     assert [not_ready(o) for o in ITEMS] == [True, True, False, True]
     assert status_filter("")(ITEMS[0])
+
+
+def _ks(name: str, namespace: str, source: dict[str, str], **status: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"sourceRef": source}
+    if status.pop("suspend", False):
+        spec["suspend"] = True
+    return {"metadata": {"name": name, "namespace": namespace}, "spec": spec, "status": status}
+
+
+KUSTOMIZATIONS = [
+    _ks(
+        "apps",
+        "a",
+        {"kind": "GitRepository", "name": "flux-system"},
+        lastAppliedRevision=f"main@sha1:{SHA}",
+        conditions=[_ready(f"Applied revision: main@sha1:{SHA}")],
+    ),
+    _ks(
+        "tenant",
+        "b",
+        {"kind": "OCIRepository", "name": "m", "namespace": "shared"},
+        suspend=True,
+        lastAttemptedRevision=f"main@sha1:{SHA}",
+        conditions=[_ready("kustomize build failed", "False")],
+    ),
+    _ks("new", "a", {"kind": "Bucket", "name": "b"}),
+]
+
+
+def test_kustomizations_table_columns() -> None:
+    # REVISION is the last applied one (never the attempted one), hex shortened to 8.
+    assert kustomization_row(KUSTOMIZATIONS[0], False) == [
+        "apps", "main@sha1:01234567", "False", "True", "Applied revision: main@sha1:01234567",
+    ]  # fmt: skip
+    # SOURCE's namespace defaults to the Kustomization's own; NAMESPACE comes first.
+    assert kustomization_row(KUSTOMIZATIONS[0], True, show_source=True)[:3] == [
+        "a", "apps", "GitRepository/a/flux-system",
+    ]  # fmt: skip
+    assert kustomization_row(KUSTOMIZATIONS[1], False, show_source=True) == [
+        "tenant", "OCIRepository/shared/m", "", "True", "False", "kustomize build failed",
+    ]  # fmt: skip
+
+
+def test_kustomizations_table_layout() -> None:
+    out = render_kustomizations(
+        KUSTOMIZATIONS, all_namespaces=True, no_header=False, show_source=True
+    )
+    assert out.splitlines()[0] == (
+        "NAMESPACE\tNAME  \tSOURCE                     \tREVISION          \tSUSPENDED\tREADY\t"
+        "MESSAGE" + " " * 29 + " "  # padded to the widest message, then the header's space
+    )
+    assert out.splitlines()[3] == (
+        "a        \tnew   \tBucket/a/b                 \t                  \tFalse    \tFalse\t"
+        "waiting to be reconciled            \t"
+    )
+    filtered = render_kustomizations(
+        KUSTOMIZATIONS, all_namespaces=False, no_header=True, status_selector="ready=false"
+    )
+    assert filtered == "tenant\t\tTrue\tFalse\tkustomize build failed\t\n"

@@ -31,12 +31,18 @@ def test_export_prints_the_manifests_without_a_cluster() -> None:
     kinds = [d["kind"] for d in docs]
     assert kinds == [
         "CustomResourceDefinition",
+        "CustomResourceDefinition",
         "Namespace",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        "ClusterRoleBinding",
         "Service",
         "Deployment",
+    ]
+    assert [d["metadata"]["name"] for d in docs[:2]] == [
+        "gitrepositories.source.toolkit.fluxcd.io",
+        "kustomizations.kustomize.toolkit.fluxcd.io",
     ]
     image = docs[-1]["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image.startswith("registry.example/me/tidal:v")
@@ -59,3 +65,20 @@ def test_pod_meets_the_restricted_standard_and_serves_flux_urls() -> None:
     )
     assert pod["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
     assert manifests.service(o)["metadata"]["name"] == "source-controller"
+
+
+def test_the_controller_may_apply_anything_as_flux_s_kustomize_controller_may() -> None:
+    o = manifests.InstallOptions(namespace="gitops")
+    bindings = [d for d in manifests.rbac(o) if d["kind"] == "ClusterRoleBinding"]
+    admin = [b for b in bindings if b["roleRef"]["name"] == "cluster-admin"]
+    assert len(admin) == 1
+    assert admin[0]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "tidal-controller", "namespace": "gitops"}
+    ]
+    # Named per install namespace, so two installs (or Flux's own binding) never collide.
+    assert admin[0]["metadata"]["name"] == "tidal-controller-reconciler-gitops"
+    own = next(d for d in manifests.rbac(o) if d["kind"] == "ClusterRole")
+    assert own["rules"][0]["apiGroups"] == [
+        "kustomize.toolkit.fluxcd.io",
+        "source.toolkit.fluxcd.io",
+    ]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import msgspec
 import msgspec.inspect as mi
 
-from tidal.api import source
+from tidal.api import kustomize, source
 from tidal.api.base import Model, ObjectMeta
 from tidal.kube import yamlio
 
@@ -86,6 +86,16 @@ KINDS: tuple[Kind, ...] = (
                 "(self.provider == 'azure' || self.provider == 'aws'))",
             },
         ),
+        annotations=_NO_SUBSTITUTE,
+    ),
+    Kind(
+        group=kustomize.GROUP,
+        version=kustomize.VERSION,
+        kind=kustomize.KUSTOMIZATION_KIND,
+        plural="kustomizations",
+        model=kustomize.Kustomization,
+        short_names=("ks",),
+        categories=("all", "fluxcd", "fluxcd-appliers"),
         annotations=_NO_SUBSTITUTE,
     ),
 )

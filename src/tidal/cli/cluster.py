@@ -168,3 +168,20 @@ async def create_or_update(
         if kind is not None:
             raise api_error(e, kind) from None
         raise CliError(_api_message(e)) from None
+
+
+def replace_labels_and_spec(desired: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """The mutation flux's upsert applies to an existing object of its own kinds: the labels
+    (removed when none are wanted) and the spec become the desired ones; annotations, status
+    and everything else stay."""
+
+    def mutate(existing: dict[str, Any]) -> None:
+        meta = existing.setdefault("metadata", {})
+        labels = desired["metadata"].get("labels")
+        if labels:
+            meta["labels"] = labels
+        else:
+            meta.pop("labels", None)
+        existing["spec"] = desired["spec"]
+
+    return mutate

@@ -15,8 +15,13 @@ from typing import Any
 import click
 
 from tidal.api.base import DurationError, parse_duration
+from tidal.api.kustomize import API_VERSION as KS_API_VERSION
 from tidal.kube.client import Kube, KubeConfigError
 from tidal.kube.events import EventRecorder
+from tidal.kustomize import kustomization as ks
+from tidal.kustomize.artifacts import ArtifactCache
+from tidal.kustomize.build import Engine
+from tidal.kustomize.render import Renderer
 from tidal.runtime import logs
 from tidal.runtime.controller import Controller
 from tidal.runtime.informer import Informer, collection_path, lean
@@ -92,9 +97,42 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
     is_flag=True,
     help="Accept file:// GitRepository URLs (off: a tenant could read the node's disk).",
 )
+@click.option(
+    "--no-cross-namespace-refs",
+    is_flag=True,
+    help="Refuse Kustomizations whose source is in another namespace (multi-tenancy).",
+)
+@click.option(
+    "--no-remote-bases",
+    is_flag=True,
+    help="Refuse kustomize bases and resources fetched from remote URLs.",
+)
+@click.option(
+    "--default-service-account",
+    default="",
+    help="ServiceAccount to impersonate for Kustomizations that name none.",
+)
+@click.option(
+    "--concurrent-ssa",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Concurrent dry-run and apply requests per Kustomization.",
+)
+@click.option(
+    "--override-manager",
+    multiple=True,
+    help="Field manager whose edits the Kustomization controller takes over (repeatable).",
+)
+@click.option(
+    "--artifact-cache-path",
+    default="",
+    type=click.Path(),
+    help="Directory for unpacked source artifacts (default: a temporary directory).",
+)
 @click.pass_obj
 def controller(obj: Any, /, **flags: Any) -> None:
-    """Run tidal's controllers in the foreground (GitRepository so far)."""
+    """Run tidal's controllers in the foreground (GitRepository and Kustomization)."""
     logs.configure(flags["log_level"], flags["log_encoding"])
     Path(flags["storage_path"]).mkdir(parents=True, exist_ok=True)
     try:
@@ -157,8 +195,59 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
     # A new artifact wakes the GitRepositories that include it (Flux's include watch).
     informer.add_handler(on_update=include_watch(informer.list, git_controller.enqueue))
     manager.add(git_controller)
+
+    ks_events = EventRecorder(kube, "kustomize-controller")
+    cache_dir = Path(flags["artifact_cache_path"] or tempfile.mkdtemp(prefix="tidal-artifacts-"))
+    artifacts = ArtifactCache(cache_dir)
+    # Build views are hard links into the unpacked artifacts, so they live on the same disk.
+    renderer = Renderer(
+        no_remote_bases=flags["no_remote_bases"],
+        engine=Engine(workspace=cache_dir / ".views"),
+    )
+    ks_reconciler = ks.KustomizationReconciler(
+        kube,
+        ks_events,
+        artifacts,
+        renderer,
+        ks.Settings(
+            no_cross_namespace_refs=flags["no_cross_namespace_refs"],
+            no_remote_bases=flags["no_remote_bases"],
+            default_service_account=flags["default_service_account"],
+            requeue_dependency=flags["requeue_dependency"],
+            concurrent_ssa=flags["concurrent_ssa"],
+            override_managers=tuple(flags["override_manager"]),
+        ),
+    )
+    ks_informer = Informer(
+        kube,
+        collection_path(KS_API_VERSION, ks.PLURAL, namespace),
+        label_selector=flags["watch_label_selector"],
+        transform=lean,
+        name="kustomization",
+    )
+    ks_controller = Controller(
+        "kustomization",
+        "Kustomization",
+        ks_informer,
+        ks_reconciler.reconcile,
+        metrics=manager.registry,
+        concurrency=flags["concurrent"],
+        min_retry_delay=flags["min_retry_delay"],
+        max_retry_delay=flags["max_retry_delay"],
+        jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+    )
+    informer.add_handler(
+        on_update=ks.source_watch("GitRepository", ks_informer.list, ks_controller.enqueue)
+    )
+    manager.add(ks_controller)
     manager.serve(artifact_app(storage), flags["storage_addr"])
-    manager.on_stop += [events.close, kube.close]
+    manager.on_stop += [
+        events.close,
+        ks_events.close,
+        ks_reconciler.close,
+        artifacts.close,
+        kube.close,
+    ]
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
-"""`tidal create source git` and `tidal create secret git`, as `flux create` does them.
+"""`tidal create source git` and `tidal create secret git`, as `flux create` does them (and
+the `create` group, which `create kustomization` joins from its own module).
 
 Without `--export` the objects are written as flux writes them: read the object, create it when
 missing, otherwise replace its labels and spec (flux's upsert; not a server-side apply), under
@@ -18,8 +19,9 @@ import click
 
 from tidal.api.base import format_duration
 from tidal.cli import gitsecret, readiness, render
-from tidal.cli.cluster import Session, create_or_update, run
-from tidal.cli.flags import check_object_name, parse_labels, string_slice
+from tidal.cli.cluster import Session, create_or_update, replace_labels_and_spec, run
+from tidal.cli.create_kustomization import create_kustomization
+from tidal.cli.flags import check_object_name, create_flags, parse_labels, string_slice
 from tidal.cli.gitsecret import ECDSA_CURVES, KEY_ALGORITHMS, GitSecretOptions
 from tidal.cli.objects import GIT_REPOSITORY
 from tidal.cli.options import CliError, GoDuration, global_flags, options
@@ -29,30 +31,6 @@ from tidal.cli.wait import wait_for
 F = TypeVar("F", bound=Callable[..., Any])
 
 GIT_PROVIDERS = ("generic", "github", "aws", "azure")
-
-
-def create_flags(f: F) -> F:
-    """`flux create`'s persistent flags, accepted on every create command."""
-    for decorator in reversed(
-        (
-            click.option(
-                "--interval",
-                type=GoDuration(),
-                default="1m",
-                show_default=True,
-                help="Source sync interval.",
-            ),
-            click.option("--export", is_flag=True, help="Export in YAML format to stdout."),
-            click.option(
-                "--label",
-                "labels",
-                multiple=True,
-                help="Set labels on the resource (k=v; several with commas or repeated flags).",
-            ),
-        )
-    ):
-        f = decorator(f)
-    return f
 
 
 def ssh_key_flags(f: F) -> F:
@@ -88,6 +66,10 @@ def ssh_key_flags(f: F) -> F:
 @click.group()
 def create() -> None:
     """Create or update sources and resources."""
+
+
+create.add_command(create_kustomization)
+create.add_command(create_kustomization, "ks")
 
 
 @create.group("source")
@@ -398,20 +380,12 @@ def create_source_git(
 
         log.action("applying GitRepository source")
 
-        def mutate(existing: dict[str, Any]) -> None:
-            meta = existing.setdefault("metadata", {})
-            if obj["metadata"].get("labels"):
-                meta["labels"] = obj["metadata"]["labels"]
-            else:
-                meta.pop("labels", None)
-            existing["spec"] = obj["spec"]
-
         _, created = await create_or_update(
             s,
             GIT_REPOSITORY.path(opts.namespace, name),
             GIT_REPOSITORY.collection(opts.namespace),
             obj,
-            mutate,
+            replace_labels_and_spec(obj),
             GIT_REPOSITORY,
         )
         log.success(f"GitRepository source {'created' if created else 'updated'}")

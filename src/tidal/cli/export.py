@@ -1,4 +1,5 @@
-"""`tidal export source git NAME|--all [--with-credentials]`: YAML as `flux export` prints it."""
+"""`tidal export source git NAME|--all [--with-credentials]` and `tidal export kustomization
+NAME|--all`: YAML as `flux export` prints it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import click
 
 from tidal.cli import render
 from tidal.cli.cluster import Session, get_object, list_objects, run
-from tidal.cli.objects import GIT_REPOSITORY, ObjectKind
+from tidal.cli.objects import GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import stdout
 from tidal.kube.client import ApiError
@@ -72,3 +73,16 @@ def export_source_git(
 ) -> None:
     """Export GitRepository sources in YAML format."""
     export_objects(ctx, GIT_REPOSITORY, name, all_, with_credentials)
+
+
+@export.command("kustomization")
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Select all resources.")
+@global_flags
+@click.pass_context
+def export_kustomization(ctx: click.Context, name: str | None, all_: bool) -> None:
+    """Export Kustomizations in YAML format."""
+    export_objects(ctx, KUSTOMIZATION, name, all_, with_credentials=False)
+
+
+export.add_command(export_kustomization, "ks")

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, TypeVar
 
-from tidal.cli.options import CliError
+import click
+
+from tidal.cli.options import CliError, GoDuration
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 _OBJECT_NAME: Final = re.compile(r"[a-z0-9]([a-z0-9\-]){0,61}[a-z0-9]")
 _LABEL_NAME: Final = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
@@ -69,3 +75,47 @@ def parse_labels(values: Iterable[str]) -> dict[str, str]:
             )
         labels[key] = value
     return labels
+
+
+class PflagValue(click.ParamType[T, Any]):
+    """A flag whose value flux checks as it parses it (a pflag.Value): `parse` returns the
+    parsed value or raises ValueError, reported in cobra's words before the command runs (so
+    before the name is checked, and in the order the flags were given):
+    `invalid argument "<value>" for "--<flag>" flag: <reason>`."""
+
+    def __init__(self, name: str, parse: Callable[[str], T]) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> T:
+        try:
+            return self._parse(str(value))
+        except ValueError as e:
+            flag = max(param.opts, key=len) if param is not None else "value"
+            # Go's %q, which for the text a shell passes is JSON's quoting.
+            quoted = json.dumps(str(value), ensure_ascii=False)
+            raise CliError(f'invalid argument {quoted} for "{flag}" flag: {e}') from None
+
+
+def create_flags(f: F) -> F:
+    """`flux create`'s persistent flags, accepted on every create command."""
+    for decorator in reversed(
+        (
+            click.option(
+                "--interval",
+                type=GoDuration(),
+                default="1m",
+                show_default=True,
+                help="Source sync interval.",
+            ),
+            click.option("--export", is_flag=True, help="Export in YAML format to stdout."),
+            click.option(
+                "--label",
+                "labels",
+                multiple=True,
+                help="Set labels on the resource (k=v; several with commas or repeated flags).",
+            ),
+        )
+    ):
+        f = decorator(f)
+    return f

@@ -1,17 +1,30 @@
 """The kinds the CLI verbs act on, by their CLI names (`source git` -> GitRepository).
 
 Each entry knows its API coordinates (from the served CRDs in tidal.api.crd), the words flux
-uses for it in messages ("source git" for humans, "GitRepository" for objects) and its model,
-from which `export` learns the Go field semantics (see tidal.cli.render).
+uses for it in messages ("source git" for humans, "GitRepository" for objects), its model, from
+which `export` learns the Go field semantics (see tidal.cli.render), and what flux reports once
+it is reconciled ("fetched revision ..." for sources, "applied revision ..." for appliers).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
-from tidal.api import crd, source
+from tidal.api import crd, kustomize, source
 from tidal.api.base import Model
+
+
+def fetched_revision(obj: Mapping[str, Any]) -> str | None:
+    """A source's success line; None while it has no artifact (flux would crash on it)."""
+    revision = ((obj.get("status") or {}).get("artifact") or {}).get("revision")
+    return None if revision is None else f"fetched revision {revision}"
+
+
+def applied_revision(obj: Mapping[str, Any]) -> str | None:
+    return f"applied revision {(obj.get('status') or {}).get('lastAppliedRevision') or ''}"
 
 
 @dataclass(frozen=True)
@@ -22,6 +35,7 @@ class ObjectKind:
     plural: str
     human: str  # what flux calls it in progress lines: "source git"
     spec_model: type[Model]
+    success: Callable[[Mapping[str, Any]], str | None] = fetched_revision
 
     @property
     def api_version(self) -> str:
@@ -43,11 +57,21 @@ class ObjectKind:
         return f"{self.collection(namespace)}/{quote(name, safe='')}"
 
 
-def _from_crd(kind: str, human: str, spec_model: type[Model]) -> ObjectKind:
+def _from_crd(
+    kind: str,
+    human: str,
+    spec_model: type[Model],
+    success: Callable[[Mapping[str, Any]], str | None] = fetched_revision,
+) -> ObjectKind:
     served = next(k for k in crd.KINDS if k.kind == kind)
-    return ObjectKind(kind, served.group, served.version, served.plural, human, spec_model)
+    return ObjectKind(kind, served.group, served.version, served.plural, human, spec_model, success)
 
 
 GIT_REPOSITORY = _from_crd(source.GIT_REPOSITORY_KIND, "source git", source.GitRepositorySpec)
+KUSTOMIZATION = _from_crd(
+    kustomize.KUSTOMIZATION_KIND, "kustomization", kustomize.KustomizationSpec, applied_revision
+)
 
-BY_CLI_NAME: dict[str, ObjectKind] = {k.human: k for k in (GIT_REPOSITORY,)}
+_ALL = (GIT_REPOSITORY, KUSTOMIZATION)
+BY_CLI_NAME: dict[str, ObjectKind] = {k.human: k for k in _ALL}
+BY_KIND: dict[str, ObjectKind] = {k.kind: k for k in _ALL}

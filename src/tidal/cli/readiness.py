@@ -1,14 +1,16 @@
 """When an object counts as reconciled, by the rules the flux CLI waits with.
 
-`status(obj)` is kstatus (fluxcd/cli-utils) for a custom resource: terminating is a failure to
-wait for, a status.observedGeneration behind metadata.generation or a True `Reconciling`
-condition is in progress, a True `Stalled` condition is failed, anything else is current.
+`status(obj)` is kstatus (fluxcd/cli-utils v1.2, the flux CLI's) for a custom resource:
+terminating is a failure to wait for, a status.observedGeneration behind metadata.generation or
+a True `Reconciling` condition is in progress, a True `Stalled` condition is failed; then the
+`Ready` condition decides: True is current, False or Unknown in progress (a failing object that
+is not stalled is expected to be retried); without one the object is current.
 
 `ready(obj)` is what `flux create` and `flux resume` wait for: the object has been reconciled
 at least once (observedGeneration >= 1), its Ready condition belongs to the current generation
 (the condition's own observedGeneration when set, else the object's) and kstatus says current.
-Note that Ready=False with neither Reconciling nor Stalled still counts as done; the caller then
-looks at the Ready condition itself.
+So an object that keeps failing (Ready=False, not Stalled) is waited for until the deadline, as
+flux waits for it.
 
 `handled(obj, before)` is what `flux reconcile` waits for: status.lastHandledReconcileAt moved
 away from the value seen before the request, and kstatus says current.
@@ -71,6 +73,12 @@ def status(obj: Mapping[str, Any]) -> Result:
             return Result(IN_PROGRESS, str(c.get("message", "")))
         if c.get("type") == STALLED:
             return Result(FAILED, str(c.get("message", "")))
+    c = condition(obj, READY)
+    if c is not None:
+        if c.get("status") == "True":
+            return Result(CURRENT, "Resource is Ready")
+        if c.get("status") in ("False", "Unknown"):
+            return Result(IN_PROGRESS, str(c.get("message", "")))
     return Result(CURRENT, "Resource is current")
 
 

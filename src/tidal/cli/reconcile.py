@@ -1,22 +1,28 @@
-"""`tidal reconcile source git NAME`: request a reconciliation now and wait for its result.
+"""`tidal reconcile source git|kustomization NAME`: request a reconciliation now and wait for
+its result.
 
 As flux: refuse a suspended object, write `reconcile.fluxcd.io/requestedAt` with the current
 time in RFC 3339 with nanoseconds (a merge patch of that one annotation), then poll until
 status.lastHandledReconcileAt moves away from its previous value and the object is current
-(kstatus), and report the Ready condition: "fetched revision <rev>" when True.
+(kstatus), and report the Ready condition: "fetched revision <rev>" (sources) or "applied
+revision <rev>" (Kustomizations) when True. `--with-source` first does all of that for the
+Kustomization's source, in the source's namespace, under the same deadline.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import click
 
 from tidal.api.meta import RECONCILE_REQUEST_ANNOTATION
 from tidal.cli import readiness
 from tidal.cli.cluster import Session, get_object, merge_patch, run
-from tidal.cli.objects import GIT_REPOSITORY, ObjectKind
+from tidal.cli.kustomization import CLI_SOURCE_KINDS
+from tidal.cli.objects import BY_KIND, GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import log
 from tidal.cli.wait import wait_for
@@ -39,41 +45,83 @@ def rfc3339_nano(ns: int | None = None) -> str:
     return text + f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
+async def _suspension_checked(s: Session, kind: ObjectKind, name: str) -> dict[str, Any]:
+    obj = await get_object(s, kind, name)
+    if (obj.get("spec") or {}).get("suspend") is True:
+        raise CliError("resource is suspended")
+    return obj
+
+
+async def request_and_wait(
+    s: Session, kind: ObjectKind, name: str, before: str, *, quote_failure: bool = True
+) -> None:
+    """Annotate, wait until the request is handled, and report the result. flux quotes the
+    Ready message of a failure for sources, not for the kinds that can reconcile their source
+    too (Kustomization), whether or not `--with-source` is given."""
+    log.action(f"annotating {kind.kind} {name} in {s.namespace} namespace")
+    token = rfc3339_nano()
+    await merge_patch(
+        s, kind, name, {"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: token}}}
+    )
+    log.success(f"{kind.kind} annotated")
+    log.waiting(f"waiting for {kind.kind} reconciliation")
+    live = await wait_for(
+        s,
+        kind,
+        name,
+        lambda o: readiness.handled(o, before),
+        f"{kind.kind} {name} reconciliation",
+    )
+    ready = readiness.condition(live, "Ready")
+    if ready is None:
+        raise CliError("status can't be determined")
+    if ready.get("status") != "True":
+        message = str(ready.get("message", ""))
+        shown = f"'{message}'" if quote_failure else message
+        raise CliError(f"{kind.kind} reconciliation failed: {shown}")
+    success = kind.success(live)
+    if success is None:
+        raise CliError(f"{kind.kind} is ready but has no artifact")
+    log.success(success)
+
+
+async def reconcile_in(s: Session, kind: ObjectKind, name: str) -> None:
+    obj = await _suspension_checked(s, kind, name)
+    await request_and_wait(s, kind, name, readiness.last_handled(obj))
+
+
 def reconcile_object(ctx: click.Context, kind: ObjectKind, name: str | None) -> None:
     if not name:
         raise CliError(f"{kind.kind} name is required")
-    opts = options(ctx)
+    run(options(ctx), lambda s: reconcile_in(s, kind, name))
+
+
+def _in_namespace(s: Session, namespace: str) -> Session:
+    return Session(s.kube, replace(s.opts, namespace=namespace), s.deadline)
+
+
+def reconcile_with_source(
+    ctx: click.Context, kind: ObjectKind, name: str | None, with_source: bool
+) -> None:
+    if not name:
+        raise CliError(f"{kind.kind} name is required")
 
     async def work(s: Session) -> None:
-        obj = await get_object(s, kind, name)
-        if (obj.get("spec") or {}).get("suspend") is True:
-            raise CliError("resource is suspended")
-        log.action(f"annotating {kind.kind} {name} in {s.namespace} namespace")
+        obj = await _suspension_checked(s, kind, name)
+        # Taken before the source is reconciled: a Kustomization reacting to the new artifact
+        # on its own must not be mistaken for the answer to this request.
         before = readiness.last_handled(obj)
-        token = rfc3339_nano()
-        await merge_patch(
-            s, kind, name, {"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: token}}}
-        )
-        log.success(f"{kind.kind} annotated")
-        log.waiting(f"waiting for {kind.kind} reconciliation")
-        live = await wait_for(
-            s,
-            kind,
-            name,
-            lambda o: readiness.handled(o, before),
-            f"{kind.kind} {name} reconciliation",
-        )
-        ready = readiness.condition(live, "Ready")
-        if ready is None:
-            raise CliError("status can't be determined")
-        if ready.get("status") != "True":
-            raise CliError(f"{kind.kind} reconciliation failed: '{ready.get('message', '')}'")
-        revision = ((live.get("status") or {}).get("artifact") or {}).get("revision")
-        if revision is None:
-            raise CliError(f"{kind.kind} is ready but has no artifact")
-        log.success(f"fetched revision {revision}")
+        if with_source:
+            ref = (obj.get("spec") or {}).get("sourceRef") or {}
+            source_kind = str(ref.get("kind", ""))
+            source = BY_KIND.get(source_kind) if source_kind in CLI_SOURCE_KINDS else None
+            if source is None:
+                raise CliError(f"cannot reconcile source of kind {source_kind}")
+            at = _in_namespace(s, str(ref.get("namespace") or s.namespace))
+            await reconcile_in(at, source, str(ref.get("name", "")))
+        await request_and_wait(s, kind, name, before, quote_failure=False)
 
-    run(opts, work)
+    run(options(ctx), work)
 
 
 @click.group()
@@ -93,3 +141,16 @@ def reconcile_source() -> None:
 def reconcile_source_git(ctx: click.Context, name: str | None) -> None:
     """Trigger a reconciliation of a GitRepository source and wait for it to finish."""
     reconcile_object(ctx, GIT_REPOSITORY, name)
+
+
+@reconcile.command("kustomization")
+@click.argument("name", required=False)
+@click.option("--with-source", is_flag=True, help="Reconcile the Kustomization's source first.")
+@global_flags
+@click.pass_context
+def reconcile_kustomization(ctx: click.Context, name: str | None, with_source: bool) -> None:
+    """Trigger a reconciliation of a Kustomization and wait for it to be applied."""
+    reconcile_with_source(ctx, KUSTOMIZATION, name, with_source)
+
+
+reconcile.add_command(reconcile_kustomization, "ks")

@@ -1,9 +1,11 @@
-"""`tidal suspend|resume source git`: set or clear spec.suspend with a merge patch.
+"""`tidal suspend|resume source git|kustomization`: set or clear spec.suspend with a merge
+patch.
 
-As flux: several names or `--all`; resume then waits for the source to be reconciled when one
-name is given (or `--wait`), and reports each object. flux computes its patch as the difference
-to the object it read, which for `suspend: false` (an omitempty field) means removing the field,
-so resume sends `{"spec": {"suspend": null}}`.
+As flux: several names or `--all`; resume then waits for the object to be reconciled when one
+name is given (or `--wait`), and reports each object with flux's success line ("fetched
+revision ..." for sources, "applied revision ..." for Kustomizations). flux computes its patch
+as the difference to the object it read, which for `suspend: false` (an omitempty field) means
+removing the field, so resume sends `{"spec": {"suspend": null}}`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import click
 
 from tidal.cli import readiness
 from tidal.cli.cluster import Session, list_objects, merge_patch, run
-from tidal.cli.objects import GIT_REPOSITORY, ObjectKind
+from tidal.cli.objects import GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import log
 from tidal.cli.wait import WaitTimeout, wait_for
@@ -112,9 +114,9 @@ def resume_objects(
                 log.failure(f"{kind.kind} {name} reconciliation failed: {e.format_message()}")
                 continue
             log.success(f"{kind.kind} {name} reconciliation completed")
-            revision = ((live.get("status") or {}).get("artifact") or {}).get("revision")
-            if revision is not None:
-                log.success(f"fetched revision {revision}")
+            message = kind.success(live)
+            if message is not None:
+                log.success(message)
         return failures, missing
 
     failures, missing = run(opts, work)
@@ -148,6 +150,19 @@ def suspend_source_git(ctx: click.Context, names: tuple[str, ...], all_: bool) -
     suspend_objects(ctx, GIT_REPOSITORY, names, all_)
 
 
+@suspend.command("kustomization")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Suspend all resources in that namespace.")
+@global_flags
+@click.pass_context
+def suspend_kustomization(ctx: click.Context, names: tuple[str, ...], all_: bool) -> None:
+    """Suspend reconciliation of Kustomizations."""
+    suspend_objects(ctx, KUSTOMIZATION, names, all_)
+
+
+suspend.add_command(suspend_kustomization, "ks")
+
+
 @click.group()
 def resume() -> None:
     """Resume suspended resources."""
@@ -173,3 +188,23 @@ def resume_source_git(
 ) -> None:
     """Resume suspended GitRepositories and wait for them to be reconciled."""
     resume_objects(ctx, GIT_REPOSITORY, names, all_, wait)
+
+
+@resume.command("kustomization")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Resume all resources in that namespace.")
+@click.option(
+    "--wait/--no-wait",
+    default=None,
+    help="Wait for each resource to reconcile (the default when one name is given).",
+)
+@global_flags
+@click.pass_context
+def resume_kustomization(
+    ctx: click.Context, names: tuple[str, ...], all_: bool, wait: bool | None
+) -> None:
+    """Resume suspended Kustomizations and wait for them to be applied."""
+    resume_objects(ctx, KUSTOMIZATION, names, all_, wait)
+
+
+resume.add_command(resume_kustomization, "ks")

@@ -62,8 +62,20 @@ def namespace(o: InstallOptions) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
+def _binding(o: InstallOptions, name: str, role: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": _meta(o, name, namespaced=False),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": o.namespace}],
+    }
+
+
 def rbac(o: InstallOptions) -> list[dict[str, Any]]:
     groups = sorted({k.group for k in crd.KINDS})
+    # What the runtime itself needs (its own kinds, credentials, events, the leader Lease),
+    # spelled out so it stays visible what the controllers use beyond applying manifests.
     rules = [
         {"apiGroups": groups, "resources": ["*"], "verbs": ["*"]},
         {"apiGroups": [""], "resources": ["secrets", "configmaps"],
@@ -73,25 +85,22 @@ def rbac(o: InstallOptions) -> list[dict[str, Any]]:
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
          "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
     ]  # fmt: skip
+    own_role = f"{NAME}-{o.namespace}"
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(o, NAME)},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
-            "metadata": _meta(o, f"{NAME}-{o.namespace}", namespaced=False),
+            "metadata": _meta(o, own_role, namespaced=False),
             "rules": rules,
         },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": _meta(o, f"{NAME}-{o.namespace}", namespaced=False),
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": f"{NAME}-{o.namespace}",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": o.namespace}],
-        },
+        _binding(o, own_role, own_role),
+        # Kustomizations apply whatever kinds a repository declares, RBAC objects included,
+        # which Kubernetes only lets an identity grant when it holds those permissions itself,
+        # and they impersonate spec.serviceAccountName. So, as Flux binds kustomize-controller,
+        # the controller is cluster-admin; tenants are confined by the ServiceAccount a
+        # Kustomization impersonates, not by the controller's own role.
+        _binding(o, f"{NAME}-reconciler-{o.namespace}", "cluster-admin"),
     ]
 
 

@@ -1,0 +1,760 @@
+"""The Kustomization reconciler: Flux's GitOps loop (kustomize-controller), step by step.
+
+source → dependencies → artifact → build → apply → inventory → prune → health → Ready. Each
+step that can fail marks Ready=False with Flux's reason and message, records an event whose
+reason is Ready's reason (as kustomize-controller does), and retries at spec.retryInterval.
+A failure before or during apply leaves the last applied revision in place: the applier
+dry-runs the whole set before it writes anything (tidal.ssa.manager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from tidal.api.base import format_duration, parse_duration
+from tidal.api.kustomize import (
+    API_VERSION,
+    COMMIT_STATUS_KEY,
+    COMMIT_STATUS_UPDATE,
+    DELETION_POLICY_DELETE,
+    DELETION_POLICY_MIRROR_PRUNE,
+    DELETION_POLICY_WAIT_FOR_TERMINATION,
+    DISABLED,
+    ENABLED,
+    FORCE_ANNOTATION,
+    GROUP,
+    KUSTOMIZATION_FINALIZER,
+    KUSTOMIZATION_KIND,
+    LEGACY_CHECKSUM_ANNOTATION,
+    NAME_LABEL,
+    NAMESPACE_LABEL,
+    ORIGIN_REVISION_KEY,
+    PRUNE_ANNOTATION,
+    RECONCILE_ANNOTATION,
+    REVISION_KEY,
+    SSA_ANNOTATION,
+    SSA_IF_NOT_PRESENT,
+    SSA_IGNORE,
+    SSA_MERGE,
+    Kustomization,
+    ResourceInventory,
+    ResourceRef,
+)
+from tidal.api.meta import (
+    ACCESS_DENIED,
+    ARTIFACT_FAILED,
+    BUILD_FAILED,
+    DEPENDENCY_NOT_READY,
+    HEALTH_CHECK_FAILED,
+    HEALTHY,
+    PROGRESSING,
+    PROGRESSING_WITH_RETRY,
+    PRUNE_FAILED,
+    READY,
+    RECONCILE_REQUEST_ANNOTATION,
+    RECONCILIATION_FAILED,
+    RECONCILIATION_SUCCEEDED,
+    RECONCILING,
+    SUCCEEDED,
+)
+from tidal.install.apply import poll_until
+from tidal.kube import kstatus
+from tidal.kube.client import ApiError, Kube
+from tidal.kube.discovery import Discovery
+from tidal.kube.events import EventRecorder
+from tidal.kustomize import history, inventory
+from tidal.kustomize.artifacts import ArtifactCache, ArtifactError
+from tidal.kustomize.render import Renderer, RenderError
+from tidal.runtime import conditions
+from tidal.runtime.workers import Result
+from tidal.ssa.changeset import Action, ChangeSet
+from tidal.ssa.managed_fields import LAST_APPLIED, FieldManager
+from tidal.ssa.manager import ApplyError, ApplyOptions, ResourceManager
+from tidal.ssa.objects import describe
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "kustomize-controller"
+# status writes carry their own manager, as Flux's patch helper does.
+STATUS_MANAGER = "gotk-kustomize-controller"
+PLURAL = "kustomizations"
+API_PATH = f"/apis/{API_VERSION}"
+
+_SOURCES = "/apis/source.toolkit.fluxcd.io/v1/namespaces/{ns}"
+_SOURCE_PATHS = {
+    "GitRepository": _SOURCES + "/gitrepositories/{name}",
+    "OCIRepository": _SOURCES + "/ocirepositories/{name}",
+    "Bucket": _SOURCES + "/buckets/{name}",
+    "ExternalArtifact": _SOURCES + "/externalartifacts/{name}",
+}
+
+
+def object_path(namespace: str, name: str) -> str:
+    return f"{API_PATH}/namespaces/{namespace}/{PLURAL}/{name}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Controller-wide options (flags of `tidal controller`)."""
+
+    no_cross_namespace_refs: bool = False
+    no_remote_bases: bool = False
+    default_service_account: str = ""
+    requeue_dependency: float = 30.0
+    concurrent_ssa: int = 8
+    override_managers: tuple[str, ...] = ()
+    health_interval: float = 5.0
+
+
+class _Stop(Exception):
+    """Ends a reconcile early: Ready is already marked; requeue after `after` seconds."""
+
+    def __init__(self, message: str, after: float | None, *, event: bool = True) -> None:
+        super().__init__(message)
+        self.after = after
+        self.event = event
+
+
+@dataclass
+class _Run:
+    """One reconcile attempt's state."""
+
+    obj: Kustomization
+    written: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+    revision: str = ""
+    origin_revision: str = ""
+
+
+def timeout_of(obj: Kustomization) -> float:
+    """Flux's GetTimeout: spec.timeout, else interval minus 30 s; never below 30 s."""
+    spec = obj.spec
+    duration = parse_duration(spec.interval) - 30
+    if spec.timeout:
+        duration = parse_duration(spec.timeout)
+    return max(duration, 30.0)
+
+
+def retry_interval_of(obj: Kustomization) -> float:
+    spec = obj.spec
+    return (
+        parse_duration(spec.retry_interval)
+        if spec.retry_interval
+        else parse_duration(spec.interval)
+    )
+
+
+def owner_labels(obj: Kustomization) -> dict[str, str]:
+    return {NAME_LABEL: obj.metadata.name, NAMESPACE_LABEL: obj.metadata.namespace}
+
+
+def set_owner_labels(objects: Sequence[dict[str, Any]], obj: Kustomization) -> None:
+    labels = owner_labels(obj)
+    for o in objects:
+        meta = o.setdefault("metadata", {})
+        meta["labels"] = {**(meta.get("labels") or {}), **labels}
+
+
+def set_common_metadata(objects: Sequence[dict[str, Any]], obj: Kustomization) -> None:
+    common = obj.spec.common_metadata
+    if common is None:
+        return
+    for o in objects:
+        meta = o.setdefault("metadata", {})
+        if common.labels:
+            meta["labels"] = {**(meta.get("labels") or {}), **common.labels}
+        if common.annotations:
+            meta["annotations"] = {**(meta.get("annotations") or {}), **common.annotations}
+
+
+_PRUNE_EXCLUSIONS = {
+    PRUNE_ANNOTATION: DISABLED,
+    RECONCILE_ANNOTATION: DISABLED,
+    SSA_ANNOTATION: SSA_IGNORE,
+}
+
+
+def apply_options(obj: Kustomization, settings: Settings) -> ApplyOptions:
+    managers = [
+        FieldManager("kubectl", "Apply"),
+        FieldManager("kubectl", "Update"),
+        FieldManager("before-first-apply", "Update"),
+        FieldManager(FIELD_MANAGER, "Update"),
+    ]
+    for name in settings.override_managers:
+        managers += [FieldManager(name, "Apply"), FieldManager(name, "Update")]
+    return ApplyOptions(
+        force=obj.spec.force,
+        exclusions={RECONCILE_ANNOTATION: DISABLED, SSA_ANNOTATION: SSA_IGNORE},
+        if_not_present={SSA_ANNOTATION: SSA_IF_NOT_PRESENT},
+        force_selector={FORCE_ANNOTATION: ENABLED},
+        cleanup_annotations=(LAST_APPLIED, LEGACY_CHECKSUM_ANNOTATION, "fluxcd.io/sync-checksum"),
+        cleanup_labels=("fluxcd.io/sync-gc-mark",),
+        cleanup_managers=managers,
+        cleanup_exclusions={SSA_ANNOTATION: SSA_MERGE},
+        wait_timeout=timeout_of(obj),
+    )
+
+
+ClientFactory = Callable[[str], Awaitable[Kube]]
+
+
+class KustomizationReconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        events: EventRecorder,
+        artifacts: ArtifactCache,
+        renderer: Renderer,
+        settings: Settings,
+        *,
+        impersonated: ClientFactory | None = None,
+    ) -> None:
+        self.kube = kube
+        self.events = events
+        self.artifacts = artifacts
+        self.renderer = renderer
+        self.settings = settings
+        self.discovery = Discovery(kube)
+        self._impersonated = impersonated
+        self._clients: dict[str, Kube] = {}
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+    # -- clients -------------------------------------------------------------------------
+
+    def _service_account(self, obj: Kustomization) -> str:
+        return obj.spec.service_account_name or self.settings.default_service_account
+
+    async def _client_for(self, obj: Kustomization) -> Kube:
+        """The controller's own client, or one impersonating the ServiceAccount (Flux's
+        serviceAccountName, or --default-service-account when the object names none)."""
+        sa = self._service_account(obj)
+        if not sa:
+            return self.kube
+        user = f"system:serviceaccount:{obj.metadata.namespace}:{sa}"
+        client = self._clients.get(user)
+        if client is None:
+            client = Kube(
+                self.kube.config,
+                impersonate=user,
+                impersonate_groups=(
+                    "system:serviceaccounts",
+                    f"system:serviceaccounts:{obj.metadata.namespace}",
+                    "system:authenticated",
+                ),
+            )
+            self._clients[user] = client
+        return client
+
+    def _manager(self, client: Kube) -> ResourceManager:
+        return ResourceManager(
+            client, self.discovery, owner=FIELD_MANAGER, concurrency=self.settings.concurrent_ssa
+        )
+
+    # -- status and events ---------------------------------------------------------------
+
+    async def _patch_status(self, run: _Run) -> None:
+        obj = run.obj
+        after = obj.status.to_dict()
+        if after == run.written:
+            return
+        patch: dict[str, Any] = {k: None for k in run.written if k not in after}
+        patch.update(after)
+        meta = obj.metadata
+        try:
+            await self.kube.patch(
+                object_path(meta.namespace, meta.name) + "/status", {"status": patch}
+            )
+        except ApiError as e:
+            if e.status != 404:
+                raise
+        run.written = after
+
+    def _event(
+        self,
+        run: _Run,
+        severity: str,
+        message: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Flux's event: reason is Ready's reason (or the severity), revisions annotated."""
+        obj = run.obj
+        annotations = dict(metadata or {})
+        if run.revision:
+            annotations[REVISION_KEY] = run.revision
+        if run.origin_revision:
+            annotations[ORIGIN_REVISION_KEY] = run.origin_revision
+        reason = conditions.get_reason(obj, READY) or severity
+        raw = obj.to_dict()
+        if severity == "error":
+            self.events.warning(raw, reason, message, annotations)
+        else:
+            self.events.normal(raw, reason, message, annotations)
+
+    def _fail(self, run: _Run, reason: str, message: str, after: float | None = None) -> _Stop:
+        conditions.mark_false(run.obj, READY, reason, "%s", message)
+        return _Stop(message, retry_interval_of(run.obj) if after is None else after)
+
+    # -- entry point ---------------------------------------------------------------------
+
+    async def reconcile(self, raw: Mapping[str, Any]) -> Result:
+        try:
+            obj = Kustomization.from_dict(raw)
+        except msgspec.ValidationError as e:
+            log.error("cannot decode Kustomization: %s", e)
+            return Result.failure(f"invalid object: {e}")
+        meta = obj.metadata
+        if meta.deletion_timestamp:
+            return await self._finalize(obj)
+        if KUSTOMIZATION_FINALIZER not in meta.finalizers:
+            await self.kube.patch(
+                object_path(meta.namespace, meta.name),
+                {"metadata": {"finalizers": [*meta.finalizers, KUSTOMIZATION_FINALIZER]}},
+            )
+        if obj.spec.suspend:
+            return Result.success()
+
+        run = _Run(obj, obj.status.to_dict())
+        after: float | None
+        try:
+            await self._reconcile(run)
+            after = parse_duration(obj.spec.interval)
+            failed = False
+        except _Stop as stop:
+            after = stop.after
+            failed = True
+            if stop.event:
+                self._event(run, "error", str(stop))
+        self._finalize_status(run)
+        await self._patch_status(run)
+        if _is_ready(obj):
+            message = (
+                f"Reconciliation finished in {format_duration(time.monotonic() - run.started)}, "
+                f"next run in {obj.spec.interval}"
+            )
+            log.info(message, extra={"kustomization": f"{meta.namespace}/{meta.name}"})
+            self._event(run, "info", message, {COMMIT_STATUS_KEY: COMMIT_STATUS_UPDATE})
+        if failed:
+            return Result.retry_after(after) if after else Result.success(None)
+        return Result.success(after)
+
+    def _finalize_status(self, run: _Run) -> None:
+        obj = run.obj
+        requested = obj.metadata.annotations.get(RECONCILE_REQUEST_ANNOTATION)
+        if requested is not None:
+            obj.status.last_handled_reconcile_at = requested
+        if _is_ready(obj):
+            conditions.delete(obj, RECONCILING)
+            obj.status.observed_generation = obj.metadata.generation
+        reconciling = conditions.get(obj, RECONCILING)
+        if conditions.is_false(obj, READY) and reconciling is not None:
+            conditions.set_condition(
+                obj, msgspec.structs.replace(reconciling, reason=PROGRESSING_WITH_RETRY)
+            )
+
+    # -- the steps -----------------------------------------------------------------------
+
+    async def _source(self, run: _Run) -> Mapping[str, Any]:
+        obj = run.obj
+        ref = obj.spec.source_ref
+        ns = ref.namespace or obj.metadata.namespace
+        subject = f"{ref.kind}/{ns}/{ref.name}"
+        if self.settings.no_cross_namespace_refs and ns != obj.metadata.namespace:
+            message = f"cannot access {subject}, cross-namespace references have been blocked"
+            conditions.mark_false(obj, READY, ACCESS_DENIED, "%s", message)
+            raise _Stop(message, retry_interval_of(obj))
+        path = _SOURCE_PATHS.get(ref.kind)
+        if path is None:
+            raise self._fail(run, ARTIFACT_FAILED, f"source `{ref.kind}` kind not supported")
+        try:
+            return await self.kube.get(path.format(ns=ns, name=ref.name))
+        except ApiError as e:
+            if e.status == 404:
+                message = f"Source '{subject}' not found"
+                conditions.mark_false(obj, READY, ARTIFACT_FAILED, "%s", message)
+                raise _Stop(message, retry_interval_of(obj), event=False) from None
+            raise self._fail(run, ARTIFACT_FAILED, f"unable to get source '{subject}': {e}") from e
+
+    async def _check_dependencies(self, run: _Run, source: Mapping[str, Any]) -> str | None:
+        obj = run.obj
+        my_ref = obj.spec.source_ref
+        my_src = (my_ref.kind, my_ref.name, my_ref.namespace or obj.metadata.namespace)
+        for dep in obj.spec.depends_on:
+            ns = dep.namespace or obj.metadata.namespace
+            name = f"{ns}/{dep.name}"
+            try:
+                raw = await self.kube.get(object_path(ns, dep.name))
+            except ApiError as e:
+                return f"dependency '{name}' not found: {e.body.get('message') or e}"
+            try:
+                other = Kustomization.from_dict(raw)
+            except msgspec.ValidationError:
+                return f"dependency '{name}' is not ready"
+            if (
+                not other.status.conditions
+                or other.metadata.generation != other.status.observed_generation
+                or not conditions.is_true(other, READY)
+            ):
+                return f"dependency '{name}' is not ready"
+            ref = other.spec.source_ref
+            their_src = (ref.kind, ref.name, ref.namespace or other.metadata.namespace)
+            if their_src == my_src and not _has_revision(
+                source, other.status.last_applied_revision
+            ):
+                return f"dependency '{name}' revision is not up to date"
+        return None
+
+    async def _reconcile(self, run: _Run) -> None:
+        obj = run.obj
+        source = await self._source(run)
+        artifact = (source.get("status") or {}).get("artifact")
+        if not artifact:
+            message = (
+                "Source artifact not found, retrying in "
+                f"{format_duration(self.settings.requeue_dependency)}"
+            )
+            conditions.mark_false(obj, READY, ARTIFACT_FAILED, "%s", message)
+            raise _Stop(message, self.settings.requeue_dependency, event=False)
+        run.revision = str(artifact.get("revision", ""))
+        run.origin_revision = _origin_revision(source)
+
+        if obj.spec.depends_on:
+            problem = await self._check_dependencies(run, source)
+            if problem is not None:
+                conditions.mark_false(obj, READY, DEPENDENCY_NOT_READY, "%s", problem)
+                message = (
+                    "Dependencies do not meet ready condition, retrying in "
+                    f"{format_duration(self.settings.requeue_dependency)}"
+                )
+                self._event(run, "info", message)
+                raise _Stop(message, self.settings.requeue_dependency, event=False)
+
+        timeout = format_duration(timeout_of(obj))
+        conditions.mark_unknown(obj, READY, PROGRESSING, "Reconciliation in progress")
+        conditions.mark_reconciling(
+            obj,
+            PROGRESSING,
+            "Fetching manifests for revision %s with a timeout of %s",
+            run.revision,
+            timeout,
+        )
+        await self._patch_status(run)
+        old_inventory = list(obj.status.inventory.entries) if obj.status.inventory else []
+
+        try:
+            async with self.artifacts.unpacked(
+                str(artifact.get("url", "")), str(artifact.get("digest", ""))
+            ) as tree:
+                await self._apply_revision(run, tree, old_inventory)
+        except ArtifactError as e:
+            raise self._fail(run, ARTIFACT_FAILED, str(e)) from None
+
+    async def _apply_revision(
+        self, run: _Run, tree: Path, old_inventory: list[ResourceRef]
+    ) -> None:
+        obj = run.obj
+        timeout = format_duration(timeout_of(obj))
+        try:
+            self.renderer.check_path(tree, obj.spec.path)
+        except RenderError as e:
+            raise self._fail(run, ARTIFACT_FAILED, str(e)) from None
+        obj.status.last_attempted_revision = run.revision
+        conditions.mark_reconciling(
+            obj,
+            PROGRESSING,
+            "Building manifests for revision %s with a timeout of %s",
+            run.revision,
+            timeout,
+        )
+        await self._patch_status(run)
+
+        client = await self._client_for(obj)
+        try:
+            objects, manifests = await self.renderer.render(tree, obj, self.kube)
+        except RenderError as e:
+            raise self._fail(run, BUILD_FAILED, str(e)) from None
+        checksum = history.digest(manifests)
+        set_owner_labels(objects, obj)
+        set_common_metadata(objects, obj)
+
+        conditions.mark_reconciling(
+            obj,
+            PROGRESSING,
+            "Detecting drift for revision %s with a timeout of %s",
+            run.revision,
+            timeout,
+        )
+        await self._patch_status(run)
+
+        manager = self._manager(client)
+        try:
+            changes = await manager.apply_all_staged(objects, apply_options(obj, self.settings))
+        except (ApplyError, TimeoutError) as e:
+            self._record(run, checksum, RECONCILIATION_FAILED)
+            raise self._fail(run, RECONCILIATION_FAILED, str(e)) from None
+        drifted = changes.changed()
+        if drifted:
+            self._event(run, "info", changes.summary())
+
+        new_entries = [
+            ResourceRef(id=e["id"], version=e["v"]) for e in inventory.from_change_set(changes)
+        ]
+        obj.status.inventory = ResourceInventory(entries=new_entries)
+
+        if obj.spec.prune:
+            stale = inventory.stale(
+                [{"id": r.id, "v": r.version} for r in old_inventory],
+                [{"id": r.id, "v": r.version} for r in new_entries],
+            )
+            if stale:
+                pruned, errors = await manager.delete_all(
+                    [r.as_object() for r in stale],
+                    inclusions=owner_labels(obj),
+                    exclusions=_PRUNE_EXCLUSIONS,
+                )
+                if len(pruned):
+                    self._event(run, "info", "\n".join(pruned.lines()))
+                if errors:
+                    # What could not be deleted stays in the inventory, so a later attempt
+                    # prunes it instead of forgetting it.
+                    gone = {(e.kind, e.namespace, e.name) for e in pruned}
+                    survivors = [
+                        ResourceRef(id=r.id, version=r.version)
+                        for r in stale
+                        if (r.kind, r.namespace, r.name) not in gone
+                    ]
+                    obj.status.inventory = ResourceInventory(entries=new_entries + survivors)
+                    self._record(run, checksum, PRUNE_FAILED)
+                    message = "delete failed, errors: " + ";".join(errors)
+                    raise self._fail(run, PRUNE_FAILED, message)
+
+        new_revision = obj.status.last_applied_revision != run.revision
+        await self._check_health(
+            run, manager, changes, checksum, new_revision=new_revision, drifted=drifted
+        )
+
+        obj.status.last_applied_revision = run.revision
+        obj.status.last_applied_origin_revision = run.origin_revision
+        conditions.mark_true(
+            obj, READY, RECONCILIATION_SUCCEEDED, "Applied revision: %s", run.revision
+        )
+        self._record(run, checksum, RECONCILIATION_SUCCEEDED)
+
+    def _record(self, run: _Run, checksum: str, status: str) -> None:
+        metadata = {"revision": run.revision}
+        if run.origin_revision:
+            metadata["originRevision"] = run.origin_revision
+        run.obj.status.history = history.upsert(
+            run.obj.status.history,
+            checksum=checksum,
+            now=conditions.utc_now(),
+            duration=time.monotonic() - run.started,
+            status=status,
+            metadata=metadata,
+        )
+
+    async def _check_health(
+        self,
+        run: _Run,
+        manager: ResourceManager,
+        changes: ChangeSet,
+        checksum: str,
+        *,
+        new_revision: bool,
+        drifted: bool,
+    ) -> None:
+        obj = run.obj
+        if not obj.spec.health_checks and not obj.spec.wait:
+            conditions.delete(obj, HEALTHY)
+            return
+        refs: list[tuple[str, str, str, str]]  # apiVersion, kind, namespace, name
+        if obj.spec.wait:
+            refs = [
+                (f"{e.group}/{e.version}" if e.group else e.version, e.kind, e.namespace, e.name)
+                for e in changes
+                if e.action != Action.SKIPPED
+            ]
+        else:
+            # Flux reads an empty apiVersion as the core group.
+            refs = [
+                (r.api_version or "v1", r.kind, r.namespace, r.name) for r in obj.spec.health_checks
+            ]
+        me = (KUSTOMIZATION_KIND, obj.metadata.namespace, obj.metadata.name)
+        targets = [
+            {"apiVersion": av, "kind": k, "metadata": {"name": n, "namespace": ns}}
+            for av, k, ns, n in refs
+            # A Kustomization waiting for itself would never finish.
+            if not (av.startswith(GROUP + "/") and (k, ns, n) == me)
+        ]
+        if not targets:
+            conditions.delete(obj, HEALTHY)
+            return
+        was_healthy = conditions.is_true(obj, HEALTHY)
+        timeout = timeout_of(obj)
+        message = (
+            f"Running health checks for revision {run.revision} with a timeout of "
+            f"{format_duration(timeout)}"
+        )
+        conditions.mark_reconciling(obj, PROGRESSING, "%s", message)
+        conditions.mark_unknown(obj, HEALTHY, PROGRESSING, "%s", message)
+        await self._patch_status(run)
+        started = time.monotonic()
+        try:
+            await manager.wait(targets, within=timeout, interval=self.settings.health_interval)
+        except TimeoutError as e:
+            conditions.mark_false(obj, HEALTHY, HEALTH_CHECK_FAILED, "%s", str(e))
+            self._record(run, checksum, HEALTH_CHECK_FAILED)
+            message = kstatus.health_check_failed_message(time.monotonic() - started, str(e))
+            raise self._fail(run, HEALTH_CHECK_FAILED, message) from None
+        passed = kstatus.health_check_passed_message(time.monotonic() - started)
+        if not was_healthy or (new_revision and drifted):
+            self._event(run, "info", passed)
+        conditions.mark_true(obj, HEALTHY, SUCCEEDED, "%s", passed)
+        await self._patch_status(run)
+
+    # -- deletion ------------------------------------------------------------------------
+
+    def _deletes_on_removal(self, obj: Kustomization) -> bool:
+        policy = obj.spec.deletion_policy or DELETION_POLICY_MIRROR_PRUNE
+        if policy == DELETION_POLICY_MIRROR_PRUNE:
+            return obj.spec.prune
+        return policy in (DELETION_POLICY_DELETE, DELETION_POLICY_WAIT_FOR_TERMINATION)
+
+    async def _finalize(self, obj: Kustomization) -> Result:
+        meta = obj.metadata
+        run = _Run(obj, obj.status.to_dict(), revision=obj.status.last_applied_revision)
+        entries = obj.status.inventory.entries if obj.status.inventory else []
+        if entries and not obj.spec.suspend and self._deletes_on_removal(obj):
+            client = await self._client_for(obj)
+            stale = [inventory.parse_id(r.id, r.version) for r in entries]
+            if not await self._can_impersonate(obj):
+                listing = "\n".join(r.subject for r in stale)
+                self._event(run, "error", f"unable to prune objects: \n{listing}")
+            else:
+                manager = self._manager(client)
+                pruned, errors = await manager.delete_all(
+                    [r.as_object() for r in stale],
+                    inclusions=owner_labels(obj),
+                    exclusions=_PRUNE_EXCLUSIONS,
+                )
+                if errors:
+                    self._event(run, "error", "pruning for deleted resource failed")
+                    return Result.failure("delete failed, errors: " + ";".join(errors))
+                if len(pruned):
+                    self._event(run, "info", "\n".join(pruned.lines()))
+                if obj.spec.deletion_policy == DELETION_POLICY_WAIT_FOR_TERMINATION:
+                    deleted = [
+                        r.as_object()
+                        for r in stale
+                        if any(
+                            e.action == Action.DELETED
+                            and e.name == r.name
+                            and e.kind == r.kind
+                            and e.namespace == r.namespace
+                            for e in pruned
+                        )
+                    ]
+                    await self._wait_terminated(run, manager, deleted)
+        if KUSTOMIZATION_FINALIZER in meta.finalizers:
+            remaining = [f for f in meta.finalizers if f != KUSTOMIZATION_FINALIZER]
+            try:
+                await self.kube.patch(
+                    object_path(meta.namespace, meta.name),
+                    {"metadata": {"finalizers": remaining or None}},
+                )
+            except ApiError as e:
+                if e.status != 404:
+                    raise
+        return Result.success(None)
+
+    async def _wait_terminated(
+        self, run: _Run, manager: ResourceManager, objects: list[dict[str, Any]]
+    ) -> None:
+        timeout = timeout_of(run.obj)
+
+        async def all_gone() -> bool:
+            results = await asyncio.gather(*(manager.status_of(o) for o in objects))
+            return all(r.status == kstatus.Status.NOT_FOUND for r in results)
+
+        try:
+            await poll_until(all_gone, timeout, every=2.0)
+        except TimeoutError:
+            names = ", ".join(describe(o) for o in objects)
+            self._event(
+                run, "error", f"failed to wait for objects to be deleted: timeout for [{names}]"
+            )
+
+    async def _can_impersonate(self, obj: Kustomization) -> bool:
+        """Whether the ServiceAccount to act as still exists (Flux skips pruning if not)."""
+        sa = self._service_account(obj)
+        if not sa:
+            return True
+        try:
+            await self.kube.get(f"/api/v1/namespaces/{obj.metadata.namespace}/serviceaccounts/{sa}")
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+
+def _is_ready(obj: Kustomization) -> bool:
+    """Flux's conditions.IsReady: Ready=True and not Stalled (Reconciling does not count)."""
+    return conditions.is_true(obj, READY) and not conditions.is_stalled(obj)
+
+
+def _has_revision(source: Mapping[str, Any], revision: str) -> bool:
+    """Flux's Artifact.HasRevision."""
+    current = str(((source.get("status") or {}).get("artifact") or {}).get("revision", ""))
+    return bool(revision) and current == revision
+
+
+def _origin_revision(source: Mapping[str, Any]) -> str:
+    artifact = (source.get("status") or {}).get("artifact") or {}
+    metadata = artifact.get("metadata") or {}
+    return str(metadata.get("org.opencontainers.image.revision", ""))
+
+
+def _artifact_revision(obj: Mapping[str, Any]) -> str:
+    return str(((obj.get("status") or {}).get("artifact") or {}).get("revision", ""))
+
+
+def source_watch(
+    kind: str,
+    list_kustomizations: Callable[[], list[dict[str, Any]]],
+    enqueue: Callable[[str, str], None],
+) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """An update handler for a source informer: a new artifact revision wakes every
+    Kustomization that points at that source at once, instead of at its next interval
+    (Flux's source watch). Kustomizations that already attempted the revision stay asleep."""
+
+    def on_update(old: dict[str, Any], new: dict[str, Any]) -> None:
+        revision = _artifact_revision(new)
+        if not revision or revision == _artifact_revision(old):
+            return
+        meta = new.get("metadata") or {}
+        name, namespace = meta.get("name"), meta.get("namespace")
+        for ks in list_kustomizations():
+            ks_meta = ks.get("metadata") or {}
+            ref = (ks.get("spec") or {}).get("sourceRef") or {}
+            if (
+                ref.get("kind") == kind
+                and ref.get("name") == name
+                and (ref.get("namespace") or ks_meta.get("namespace")) == namespace
+                and (ks.get("status") or {}).get("lastAttemptedRevision") != revision
+            ):
+                enqueue(str(ks_meta.get("namespace", "")), str(ks_meta.get("name", "")))
+
+    return on_update

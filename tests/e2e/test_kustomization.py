@@ -1,0 +1,452 @@
+"""`tidal controller` running Kustomizations from a real Git server into a real cluster: the
+GitOps loop as a Flux user sees it, commit by commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from testenv.git_server import GitHTTPServer
+from tests.controller_process import RunningController, run_controller
+from tests.e2e.test_gitrepository import condition, git_source
+from tests.plugin import Cluster
+from tidal.kube.client import ApiError, Kube
+
+pytestmark = pytest.mark.e2e
+
+KS_API = "/apis/kustomize.toolkit.fluxcd.io/v1"
+
+
+@pytest.fixture(scope="module")
+def controller(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningController]:
+    with run_controller(
+        cluster.kubeconfig, tmp_path_factory.mktemp("ks-controller"), "--concurrent", "4"
+    ) as running:
+        yield running
+
+
+def ks_path(namespace: str, name: str) -> str:
+    return f"{KS_API}/namespaces/{namespace}/kustomizations/{name}"
+
+
+async def create_ks(kube: Kube, namespace: str, name: str, **spec: Any) -> None:
+    body = {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "interval": "10m",
+            "prune": True,
+            "sourceRef": {"kind": "GitRepository", "name": "repo"},
+            **spec,
+        },
+    }
+    await kube.request("POST", f"{KS_API}/namespaces/{namespace}/kustomizations", body=body)
+
+
+async def wait_ks(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    check: Callable[[dict[str, Any]], bool],
+    what: str,
+    controller: RunningController,
+    within: float = 40.0,
+) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                last = await kube.get(ks_path(namespace, name))
+                if check(last):
+                    return last
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(
+            f"timed out waiting for {what}; last status: {last.get('status')}\n"
+            f"controller log tail:\n{controller.logs()[-4000:]}"
+        ) from None
+
+
+def applied(revision: str) -> Callable[[dict[str, Any]], bool]:
+    def check(obj: dict[str, Any]) -> bool:
+        ready = condition(obj, "Ready")
+        return (
+            ready.get("status") == "True"
+            and (obj.get("status") or {}).get("lastAppliedRevision") == revision
+        )
+
+    return check
+
+
+def failed(reason: str) -> Callable[[dict[str, Any]], bool]:
+    def check(obj: dict[str, Any]) -> bool:
+        ready = condition(obj, "Ready")
+        return ready.get("status") == "False" and ready.get("reason") == reason
+
+    return check
+
+
+def cm(name: str, namespace: str = "", **data: str) -> str:
+    ns = f"  namespace: {namespace}\n" if namespace else ""
+    body = "".join(f"  {k}: {v!r}\n" for k, v in data.items())
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{ns}data:\n{body}"
+
+
+async def get_cm(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+    except ApiError as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+async def fetch_now(kube: Kube, namespace: str, token: str) -> None:
+    """Ask the GitRepository to look for the push now (its interval is a minute); the new
+    artifact then wakes the Kustomizations on it by itself."""
+    await kube.patch(
+        f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/gitrepositories/repo",
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}},
+    )
+
+
+async def events_for(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
+    listing = await kube.get(f"/api/v1/namespaces/{namespace}/events")
+    return [
+        e
+        for e in listing["items"]
+        if e["involvedObject"].get("kind") == "Kustomization"
+        and e["involvedObject"].get("name") == name
+    ]
+
+
+async def test_commit_applies_change_updates_and_removal_prunes(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(
+        files={
+            "apps/a.yaml": cm("a", namespace, color="blue"),
+            "apps/b.yaml": cm("b", namespace, size="1"),
+            "apps/keep.yaml": cm("keep", namespace, v="1").replace(
+                "metadata:\n",
+                "metadata:\n  labels:\n    kustomize.toolkit.fluxcd.io/prune: disabled\n",
+            ),
+        }
+    )
+    sha = repo.head("main")
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await create_ks(kube, namespace, "apps", path="./apps")
+
+    obj = await wait_ks(kube, namespace, "apps", applied(f"main@sha1:{sha}"), "apply", controller)
+    assert condition(obj, "Ready")["message"] == f"Applied revision: main@sha1:{sha}"
+    assert condition(obj, "Ready")["reason"] == "ReconciliationSucceeded"
+    assert obj["status"]["lastAttemptedRevision"] == f"main@sha1:{sha}"
+    assert obj["status"]["observedGeneration"] == 1
+    assert "finalizers.fluxcd.io" in obj["metadata"]["finalizers"]
+    assert obj["status"]["inventory"]["entries"] == [
+        {"id": f"{namespace}_a__ConfigMap", "v": "v1"},
+        {"id": f"{namespace}_b__ConfigMap", "v": "v1"},
+        {"id": f"{namespace}_keep__ConfigMap", "v": "v1"},
+    ]
+    history = obj["status"]["history"]
+    assert history[0]["lastReconciledStatus"] == "ReconciliationSucceeded"
+    assert history[0]["metadata"] == {"revision": f"main@sha1:{sha}"}
+    a = await get_cm(kube, namespace, "a")
+    assert a is not None and a["data"] == {"color": "blue"}
+    assert a["metadata"]["labels"] == {
+        "kustomize.toolkit.fluxcd.io/name": "apps",
+        "kustomize.toolkit.fluxcd.io/namespace": namespace,
+    }
+    assert {m["manager"] for m in a["metadata"]["managedFields"]} == {"kustomize-controller"}
+
+    events = await events_for(kube, namespace, "apps")
+    created = [e for e in events if "ConfigMap/" in e["message"] and "created" in e["message"]]
+    assert created and created[0]["reason"] == "Progressing"
+    assert (
+        created[0]["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/revision"]
+        == f"main@sha1:{sha}"
+    )
+    assert any(e["reason"] == "ReconciliationSucceeded" for e in events)
+
+    # A change is applied, and objects removed from Git are pruned (unless they opt out).
+    sha2 = repo.commit(
+        {"apps/a.yaml": cm("a", namespace, color="green")}, "recolour, drop b", delete_others=True
+    )
+    await fetch_now(kube, namespace, "1")
+    obj = await wait_ks(kube, namespace, "apps", applied(f"main@sha1:{sha2}"), "update", controller)
+    a = await get_cm(kube, namespace, "a")
+    assert a is not None and a["data"] == {"color": "green"}
+    assert await get_cm(kube, namespace, "b") is None
+    assert await get_cm(kube, namespace, "keep") is not None
+    assert obj["status"]["inventory"]["entries"] == [{"id": f"{namespace}_a__ConfigMap", "v": "v1"}]
+
+
+async def test_a_bad_commit_keeps_the_last_good_state(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"app/a.yaml": cm("a", namespace, v="1")})
+    sha = repo.head("main")
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await create_ks(kube, namespace, "app", path="app")
+    await wait_ks(kube, namespace, "app", applied(f"main@sha1:{sha}"), "apply", controller)
+
+    # Broken YAML: the build fails and nothing changes.
+    bad = repo.commit({"app/a.yaml": cm("a", namespace, v="2"), "app/b.yaml": "a: [\n"}, "broken")
+    await fetch_now(kube, namespace, "1")
+    obj = await wait_ks(kube, namespace, "app", failed("BuildFailed"), "build failure", controller)
+    assert obj["status"]["lastAttemptedRevision"] == f"main@sha1:{bad}"
+    assert obj["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
+    assert (await get_cm(kube, namespace, "a"))["data"] == {"v": "1"}  # type: ignore[index]
+
+    # One invalid object: the dry-run fails and not even the valid change is applied.
+    invalid = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: broken\n"
+        f"  namespace: {namespace}\nspec:\n  selector:\n    matchLabels: {{app: x}}\n"
+        "  template:\n    spec: {}\n"
+    )
+    bad2 = repo.commit(
+        {"app/a.yaml": cm("a", namespace, v="3"), "app/d.yaml": invalid},
+        "invalid",
+        delete_others=True,
+    )
+    await fetch_now(kube, namespace, "2")
+    obj = await wait_ks(
+        kube,
+        namespace,
+        "app",
+        lambda o: (
+            failed("ReconciliationFailed")(o)
+            and o["status"].get("lastAttemptedRevision") == f"main@sha1:{bad2}"
+        ),
+        "dry-run failure",
+        controller,
+    )
+    assert f"Deployment/{namespace}/broken dry-run failed" in condition(obj, "Ready")["message"]
+    assert (await get_cm(kube, namespace, "a"))["data"] == {"v": "1"}  # type: ignore[index]
+    events = await events_for(kube, namespace, "app")
+    assert any(e["type"] == "Warning" and "dry-run failed" in e["message"] for e in events)
+
+    fixed = repo.commit({"app/a.yaml": cm("a", namespace, v="4")}, "fix", delete_others=True)
+    await fetch_now(kube, namespace, "3")
+    await wait_ks(kube, namespace, "app", applied(f"main@sha1:{fixed}"), "recovery", controller)
+    assert (await get_cm(kube, namespace, "a"))["data"] == {"v": "4"}  # type: ignore[index]
+
+
+async def test_crd_with_its_custom_resources_and_a_new_namespace(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    group = f"{namespace}.example.com"
+    crd = (
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        f"metadata:\n  name: gadgets.{group}\nspec:\n  group: {group}\n"
+        "  names: {kind: Gadget, plural: gadgets, singular: gadget}\n  scope: Namespaced\n"
+        "  versions:\n  - name: v1\n    served: true\n    storage: true\n"
+        "    schema:\n      openAPIV3Schema:\n        type: object\n"
+        "        x-kubernetes-preserve-unknown-fields: true\n"
+    )
+    gadget = (
+        f"apiVersion: {group}/v1\nkind: Gadget\nmetadata:\n  name: g\n"
+        f"  namespace: {namespace}-extra\nspec:\n  size: 2\n"
+    )
+    ns = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}-extra\n"
+    repo = git_repo(files={"crd.yaml": crd, "gadget.yaml": gadget, "ns.yaml": ns})
+    sha = repo.head("main")
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await create_ks(kube, namespace, "gadgets", path="./")
+    obj = await wait_ks(
+        kube, namespace, "gadgets", applied(f"main@sha1:{sha}"), "apply", controller
+    )
+    ids = [e["id"] for e in obj["status"]["inventory"]["entries"]]
+    assert ids == [
+        f"_gadgets.{group}_apiextensions.k8s.io_CustomResourceDefinition",
+        f"_{namespace}-extra__Namespace",
+        f"{namespace}-extra_g_{group}_Gadget",
+    ]
+    live = await kube.get(f"/apis/{group}/v1/namespaces/{namespace}-extra/gadgets/g")
+    assert live["spec"] == {"size": 2}
+
+    # Deleting the Kustomization (prune: true) deletes what it applied.
+    await kube.delete(ks_path(namespace, "gadgets"))
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await kube.get(f"/api/v1/namespaces/{namespace}-extra")
+            except ApiError as e:
+                assert e.status == 404
+                break
+            await asyncio.sleep(0.3)
+
+
+async def test_depends_on_waits_for_the_dependency(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(
+        files={"infra/i.yaml": cm("infra", namespace, v="1"), "apps/a.yaml": cm("app", namespace)}
+    )
+    sha = repo.head("main")
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await create_ks(kube, namespace, "apps", path="apps", dependsOn=[{"name": "infra"}])
+    obj = await wait_ks(
+        kube, namespace, "apps", failed("DependencyNotReady"), "dependency wait", controller
+    )
+    assert condition(obj, "Ready")["message"] == (
+        f"dependency '{namespace}/infra' not found: "
+        'kustomizations.kustomize.toolkit.fluxcd.io "infra" not found'
+    )
+    assert await get_cm(kube, namespace, "app") is None
+
+    await create_ks(kube, namespace, "infra", path="infra")
+    await wait_ks(kube, namespace, "infra", applied(f"main@sha1:{sha}"), "infra", controller)
+    # The dependent retries every 30 s (--requeue-dependency); ask now instead of waiting.
+    await kube.patch(
+        ks_path(namespace, "apps"),
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now"}}},
+    )
+    obj = await wait_ks(kube, namespace, "apps", applied(f"main@sha1:{sha}"), "apps", controller)
+    assert obj["status"]["lastHandledReconcileAt"] == "now"
+    assert await get_cm(kube, namespace, "app") is not None
+
+
+async def test_wait_reports_deployment_health(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    deployment = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"
+        f"  namespace: {namespace}\nspec:\n  replicas: 2\n"
+        "  selector:\n    matchLabels: {app: web}\n  template:\n"
+        "    metadata:\n      labels: {app: web}\n    spec:\n"
+        "      containers:\n      - name: web\n        image: nginx\n"
+    )
+    repo = git_repo(files={"web/d.yaml": deployment})
+    sha = repo.head("main")
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await create_ks(kube, namespace, "web", path="web", wait=True, timeout="40s")
+    obj = await wait_ks(kube, namespace, "web", applied(f"main@sha1:{sha}"), "healthy", controller)
+    healthy = condition(obj, "Healthy")
+    assert healthy["status"] == "True"
+    assert healthy["message"].startswith("Health check passed in ")
+
+
+async def test_undefined_variable_in_strict_mode_and_substitution(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"v/a.yaml": cm("a", namespace, color="${color}", size="${size:=big}")})
+    sha = repo.head("main")
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await create_ks(kube, namespace, "vars", path="v", postBuild={"substitute": {"other": "x"}})
+    obj = await wait_ks(
+        kube, namespace, "vars", failed("BuildFailed"), "strict failure", controller
+    )
+    assert "color" in condition(obj, "Ready")["message"]
+    assert await get_cm(kube, namespace, "a") is None
+
+    await kube.patch(
+        ks_path(namespace, "vars"), {"spec": {"postBuild": {"substitute": {"color": "red"}}}}
+    )
+    await wait_ks(kube, namespace, "vars", applied(f"main@sha1:{sha}"), "substituted", controller)
+    assert (await get_cm(kube, namespace, "a"))["data"] == {  # type: ignore[index]
+        "color": "red",
+        "size": "big",
+    }
+
+
+async def test_decryption_is_refused_until_sops_lands(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"s/a.yaml": cm("a", namespace, v="1")})
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await create_ks(kube, namespace, "sec", path="s", decryption={"provider": "sops"})
+    obj = await wait_ks(kube, namespace, "sec", failed("BuildFailed"), "refusal", controller)
+    assert "sops" in condition(obj, "Ready")["message"]
+    assert await get_cm(kube, namespace, "a") is None
+
+
+async def test_impersonation_without_rights_is_denied(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"t/a.yaml": cm("a", namespace, v="1")})
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await kube.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts",
+        body={"metadata": {"name": "tenant"}},
+    )
+    await create_ks(kube, namespace, "tenant", path="t", serviceAccountName="tenant")
+    obj = await wait_ks(
+        kube, namespace, "tenant", failed("ReconciliationFailed"), "denial", controller
+    )
+    message = condition(obj, "Ready")["message"]
+    assert f"system:serviceaccount:{namespace}:tenant" in message
+    assert "forbidden" in message
+    assert await get_cm(kube, namespace, "a") is None
+
+
+async def test_orphan_deletion_policy_keeps_the_objects(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"o/a.yaml": cm("a", namespace, v="1")})
+    sha = repo.head("main")
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await create_ks(kube, namespace, "orphan", path="o", deletionPolicy="Orphan")
+    await wait_ks(kube, namespace, "orphan", applied(f"main@sha1:{sha}"), "apply", controller)
+    await kube.delete(ks_path(namespace, "orphan"))
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                await kube.get(ks_path(namespace, "orphan"))
+            except ApiError as e:
+                assert e.status == 404
+                break
+            await asyncio.sleep(0.2)
+    assert await get_cm(kube, namespace, "a") is not None
