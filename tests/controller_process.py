@@ -3,13 +3,19 @@ ports, its log in a file, stopped (and reaped) when the test module is done."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tidal.kube.client import Kube
 
 
 def free_port() -> int:
@@ -59,3 +65,52 @@ def run_controller(kubeconfig: Path, work: Path, *flags: str) -> Iterator[Runnin
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def controller_fixture(*flags: str) -> Any:
+    """A module-scoped pytest fixture running `tidal controller` with `flags` for the whole
+    test module (assign it to a module-level name, e.g. `controller = controller_fixture()`)."""
+
+    @pytest.fixture(scope="module")
+    def controller(
+        cluster: Any, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[RunningController]:
+        with run_controller(
+            cluster.kubeconfig, tmp_path_factory.mktemp("controller"), *flags
+        ) as running:
+            yield running
+
+    return controller
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    """The condition of that type in obj's status, or {}."""
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c["type"] == type_:
+            return dict(c)
+    return {}
+
+
+async def wait_for_object(
+    kube: Kube,
+    path: str,
+    check: Callable[[dict[str, Any]], bool],
+    what: str,
+    controller: RunningController,
+    within: float = 30.0,
+) -> dict[str, Any]:
+    """Poll the object at `path` until `check` holds; on timeout, fail with its last status
+    and the tail of the controller's log, which is where the reason usually is."""
+    last: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                last = await kube.get(path)
+                if check(last):
+                    return last
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(
+            f"timed out waiting for {what}; last status: {last.get('status')}\n"
+            f"controller log tail:\n{controller.logs()[-4000:]}"
+        ) from None

@@ -15,9 +15,13 @@ import httpx2 as httpx
 import pytest
 
 from testenv.git_server import GitHTTPServer, GitSSHServer
-from tests.controller_process import RunningController, run_controller
+from tests.controller_process import (
+    RunningController,
+    condition,
+    controller_fixture,
+    wait_for_object,
+)
 from tests.git_signing import GpgKey, make_gpg_key, signed_commit
-from tests.plugin import Cluster
 from tidal.kube.client import ApiError, Kube
 
 pytestmark = pytest.mark.e2e
@@ -25,14 +29,7 @@ pytestmark = pytest.mark.e2e
 API = "/apis/source.toolkit.fluxcd.io/v1"
 
 
-@pytest.fixture(scope="module")
-def controller(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningController]:
-    with run_controller(
-        cluster.kubeconfig, tmp_path_factory.mktemp("controller"), "--concurrent", "4"
-    ) as running:
-        yield running
+controller = controller_fixture("--concurrent", "4")
 
 
 async def secret(kube: Kube, namespace: str, name: str, data: dict[str, bytes | str]) -> None:
@@ -81,13 +78,6 @@ async def create_repo(kube: Kube, namespace: str, name: str, url: str, **spec: A
     await kube.request("POST", f"{API}/namespaces/{namespace}/gitrepositories", body=body)
 
 
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
-    for c in (obj.get("status") or {}).get("conditions") or []:
-        if c["type"] == type_:
-            return dict(c)
-    return {}
-
-
 async def wait_for(
     kube: Kube,
     namespace: str,
@@ -98,19 +88,7 @@ async def wait_for(
     within: float = 30.0,
 ) -> dict[str, Any]:
     path = f"{API}/namespaces/{namespace}/gitrepositories/{name}"
-    last: dict[str, Any] = {}
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                last = await kube.get(path)
-                if check(last):
-                    return last
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        raise AssertionError(
-            f"timed out waiting for {what}; last status: {last.get('status')}\n"
-            f"controller log tail:\n{controller.logs()[-3000:]}"
-        ) from None
+    return await wait_for_object(kube, path, check, what, controller, within)
 
 
 def ready_at(revision: str) -> Any:

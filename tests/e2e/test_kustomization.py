@@ -4,15 +4,19 @@ GitOps loop as a Flux user sees it, commit by commit."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from testenv.git_server import GitHTTPServer
-from tests.controller_process import RunningController, run_controller
-from tests.e2e.test_gitrepository import condition, git_source
-from tests.plugin import Cluster
+from tests.controller_process import (
+    RunningController,
+    condition,
+    controller_fixture,
+    wait_for_object,
+)
+from tests.e2e.test_gitrepository import git_source
 from tidal.kube.client import ApiError, Kube
 
 pytestmark = pytest.mark.e2e
@@ -20,14 +24,7 @@ pytestmark = pytest.mark.e2e
 KS_API = "/apis/kustomize.toolkit.fluxcd.io/v1"
 
 
-@pytest.fixture(scope="module")
-def controller(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningController]:
-    with run_controller(
-        cluster.kubeconfig, tmp_path_factory.mktemp("ks-controller"), "--concurrent", "4"
-    ) as running:
-        yield running
+controller = controller_fixture("--concurrent", "4")
 
 
 def ks_path(namespace: str, name: str) -> str:
@@ -58,19 +55,7 @@ async def wait_ks(
     controller: RunningController,
     within: float = 40.0,
 ) -> dict[str, Any]:
-    last: dict[str, Any] = {}
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                last = await kube.get(ks_path(namespace, name))
-                if check(last):
-                    return last
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        raise AssertionError(
-            f"timed out waiting for {what}; last status: {last.get('status')}\n"
-            f"controller log tail:\n{controller.logs()[-4000:]}"
-        ) from None
+    return await wait_for_object(kube, ks_path(namespace, name), check, what, controller, within)
 
 
 def applied(revision: str) -> Callable[[dict[str, Any]], bool]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tidal.api.kustomize import ResourceRef
 from tidal.kustomize import inventory
 from tidal.ssa import objects
 from tidal.ssa.changeset import Action, ChangeSet, Entry
@@ -84,11 +85,11 @@ def test_inventory_from_change_set_and_stale_entries() -> None:
         ]
     )
     new = inventory.from_change_set(changes)
-    assert new == [
-        {"id": "_app__Namespace", "v": "v1"},
-        {"id": "app_web_apps_Deployment", "v": "v1"},
+    assert [(r.id, r.version) for r in new] == [
+        ("_app__Namespace", "v1"),
+        ("app_web_apps_Deployment", "v1"),
     ]
-    old = [*new, {"id": "app_old__ConfigMap", "v": "v1"}]
+    old = [*new, ResourceRef(id="app_old__ConfigMap", version="v1")]
     assert [r.subject for r in inventory.stale(old, new)] == ["ConfigMap/app/old"]
     assert inventory.stale(old, new)[0].as_object() == {
         "apiVersion": "v1",

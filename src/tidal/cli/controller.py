@@ -211,7 +211,6 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         renderer,
         ks.Settings(
             no_cross_namespace_refs=flags["no_cross_namespace_refs"],
-            no_remote_bases=flags["no_remote_bases"],
             default_service_account=flags["default_service_account"],
             requeue_dependency=flags["requeue_dependency"],
             concurrent_ssa=flags["concurrent_ssa"],

@@ -12,6 +12,9 @@ from tidal.cli.cluster import Session, run
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import log, stdout
 from tidal.install import apply, manifests
+from tidal.kube.discovery import Discovery
+from tidal.runtime.poll import poll_until
+from tidal.ssa.objects import describe
 
 
 @click.command("install")
@@ -63,14 +66,14 @@ def install(
         log.waiting("verifying installation")
         deployment = manifests.deployment(install_opts)
         try:
-            await apply.poll_until(
-                functools.partial(apply.deployment_ready, s.kube, deployment),
+            await poll_until(
+                functools.partial(apply.deployment_ready, s.kube, Discovery(s.kube), deployment),
                 max(s.remaining(), 1.0),
                 every=1.0,
             )
         except TimeoutError:
             raise CliError(
-                f"{apply.describe(deployment)} did not become ready; is the image "
+                f"{describe(deployment)} did not become ready; is the image "
                 f"{install_opts.image} reachable from the cluster?"
             ) from None
         log.success(f"{manifests.NAME}: deployment ready")

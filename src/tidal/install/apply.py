@@ -3,59 +3,24 @@ earlier ones (CRDs Established, the namespace Active)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import itertools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from tidal.kube import kstatus
 from tidal.kube.client import ApiError, Kube
+from tidal.kube.discovery import Discovery, object_path
+from tidal.runtime.poll import poll_until
+from tidal.ssa.objects import describe
 
 FIELD_MANAGER: Final = "tidal"
 
-# The kinds tidal installs; a general discovery-based mapper arrives with the Kustomization
-# controller, which applies arbitrary kinds.
-_RBAC = "/apis/rbac.authorization.k8s.io/v1"
-_PATHS: Final = {
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-    ("v1", "Namespace"): "/api/v1/namespaces",
-    ("v1", "ServiceAccount"): "/api/v1/namespaces/{ns}/serviceaccounts",
-    ("v1", "Service"): "/api/v1/namespaces/{ns}/services",
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"): f"{_RBAC}/clusterroles",
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): f"{_RBAC}/clusterrolebindings",
-    ("apps/v1", "Deployment"): "/apis/apps/v1/namespaces/{ns}/deployments",
-}  # fmt: skip
 
-
-def object_path(obj: dict[str, Any]) -> str:
-    meta = obj["metadata"]
-    collection = _PATHS[(obj["apiVersion"], obj["kind"])]
-    return collection.format(ns=meta.get("namespace", "")) + f"/{meta['name']}"
-
-
-def describe(obj: dict[str, Any]) -> str:
-    meta = obj["metadata"]
-    ns = f"{meta['namespace']}/" if meta.get("namespace") else ""
-    return f"{obj['kind']}/{ns}{meta['name']}"
-
-
-async def poll_until(
-    check: Callable[[], Awaitable[bool]], within: float, every: float = 0.5
-) -> None:
-    """Await `check` until true; TimeoutError after `within` seconds."""
-    async with asyncio.timeout(within):
-        for _ in itertools.count():
-            if await check():
-                return
-            await asyncio.sleep(every)
-
-
-async def _established(kube: Kube, obj: dict[str, Any]) -> bool:
-    live = await kube.get(object_path(obj))
-    # status.conditions is null for a moment after a CRD is created.
-    conds = {c["type"]: c["status"] for c in (live.get("status") or {}).get("conditions") or []}
-    return conds.get("Established") == "True"
+async def current(kube: Kube, discovery: Discovery, obj: Mapping[str, Any]) -> bool:
+    """Whether the live object is Current by kstatus (a CRD Established, a Deployment
+    rolled out and available). A fresh CRD's null conditions read as not yet."""
+    live = await kube.get(object_path(await discovery.for_object(obj), obj))
+    return kstatus.compute(live).status is kstatus.Status.CURRENT
 
 
 async def apply_all(
@@ -66,9 +31,10 @@ async def apply_all(
     report: Callable[[str], None] = lambda _: None,
 ) -> list[str]:
     """Apply every object (forcing ownership, as an installer must); returns what changed."""
+    discovery = Discovery(kube)
     changed = []
     for obj in objects:
-        path = object_path(obj)
+        path = object_path(await discovery.for_object(obj), obj)
         try:
             before = await kube.get(path)
         except ApiError as e:
@@ -82,12 +48,14 @@ async def apply_all(
             changed.append(describe(obj))
             report(f"{describe(obj)} {'configured' if before else 'created'}")
         if obj["kind"] == "CustomResourceDefinition":
-            await poll_until(functools.partial(_established, kube, obj), within)
+            await poll_until(functools.partial(current, kube, discovery, obj), within)
     return changed
 
 
-async def deployment_ready(kube: Kube, obj: dict[str, Any]) -> bool:
-    live = await kube.get(object_path(obj))
+async def deployment_ready(kube: Kube, discovery: Discovery, obj: Mapping[str, Any]) -> bool:
+    """The controller's Deployment has all its replicas updated and ready. Looser than
+    kstatus (no wait for the Progressing reason), which is all `tidal install` promises."""
+    live = await kube.get(object_path(await discovery.for_object(obj), obj))
     status = live.get("status") or {}
     generation = live["metadata"].get("generation")
     conds = {c["type"]: c["status"] for c in status.get("conditions") or []}

@@ -64,7 +64,6 @@ class Discovery:
         self._kube = kube
         self._kinds: dict[str, dict[str, Resource]] = {}
         self._missing: dict[str, float] = {}
-        self._preferred: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, gv: str) -> asyncio.Lock:
@@ -113,22 +112,6 @@ class Discovery:
 
     async def for_object(self, obj: Mapping[str, Any]) -> Resource:
         return await self.resource(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
-
-    async def preferred_version(self, group: str) -> str:
-        """The version the server prefers for a group ("v1" for the core group)."""
-        if not group:
-            return "v1"
-        if group in self._preferred:
-            return self._preferred[group]
-        try:
-            doc = await self._kube.get(f"/apis/{group}")
-        except ApiError as e:
-            if e.status == 404:
-                raise NoMatchError(f"{group}/", "") from e
-            raise
-        version = str((doc.get("preferredVersion") or {}).get("version", ""))
-        self._preferred[group] = version
-        return version
 
     def forget(self, api_version: str) -> None:
         """Drop a group-version, e.g. after its CRD was applied or deleted."""

@@ -102,7 +102,6 @@ class ArtifactCache:
         self._trees: dict[str, _Tree] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._http: aiohttp.ClientSession | None = None
-        self.downloads = 0  # how many times an artifact was fetched, for tests and metrics
 
     async def close(self) -> None:
         if self._http is not None:
@@ -153,7 +152,6 @@ class ArtifactCache:
             last: Exception | None = None
             for attempt in range(self.retries):
                 try:
-                    self.downloads += 1
                     await self._download(url, digest, tarball)
                     last = None
                     break

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import Any
+
+import msgspec
 
 from tidal.api.base import format_duration
 from tidal.api.meta import HISTORY_MAX_SIZE, Snapshot
@@ -31,24 +34,16 @@ def upsert(
             found = snap
         else:
             rest.append(snap)
+    last: dict[str, Any] = {
+        "last_reconciled": now,
+        "last_reconciled_duration": format_duration(duration),
+        "last_reconciled_status": status,
+        "metadata": dict(metadata),
+    }
     if found is None:
-        found = Snapshot(
-            digest=checksum,
-            first_reconciled=now,
-            last_reconciled=now,
-            last_reconciled_duration=format_duration(duration),
-            last_reconciled_status=status,
-            total_reconciliations=1,
-            metadata=dict(metadata),
-        )
+        found = Snapshot(digest=checksum, first_reconciled=now, total_reconciliations=1, **last)
     else:
-        found = Snapshot(
-            digest=checksum,
-            first_reconciled=found.first_reconciled,
-            last_reconciled=now,
-            last_reconciled_duration=format_duration(duration),
-            last_reconciled_status=status,
-            total_reconciliations=found.total_reconciliations + 1,
-            metadata=dict(metadata),
+        found = msgspec.structs.replace(
+            found, total_reconciliations=found.total_reconciliations + 1, **last
         )
     return [found, *rest][:HISTORY_MAX_SIZE]

@@ -8,10 +8,11 @@ last, and the name is the rest, which is why names with `_` still round-trip.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tidal.api.kustomize import ResourceRef
 from tidal.ssa.changeset import ChangeSet
 from tidal.ssa.objects import subject
 
@@ -65,21 +66,20 @@ def parse_id(id_: str, version: str = "") -> ObjRef:
     return ObjRef(namespace, name, group, kind, version)
 
 
-def from_change_set(changes: ChangeSet) -> list[dict[str, str]]:
+def from_change_set(changes: ChangeSet) -> list[ResourceRef]:
     """Inventory entries for every object of the change set, in apply order."""
     return [
-        {"id": ObjRef(e.namespace, e.name, e.group, e.kind).id, "v": e.version} for e in changes
+        ResourceRef(id=ObjRef(e.namespace, e.name, e.group, e.kind).id, version=e.version)
+        for e in changes
     ]
 
 
-def refs(entries: Iterable[Mapping[str, Any]] | None) -> list[ObjRef]:
-    return [parse_id(str(e.get("id", "")), str(e.get("v", ""))) for e in entries or []]
+def refs(entries: Iterable[ResourceRef]) -> list[ObjRef]:
+    return [parse_id(e.id, e.version) for e in entries]
 
 
-def stale(
-    old: Sequence[Mapping[str, Any]] | None, new: Sequence[Mapping[str, Any]]
-) -> list[ObjRef]:
+def stale(old: Sequence[ResourceRef], new: Sequence[ResourceRef]) -> list[ObjRef]:
     """Objects in the old inventory and not in the new one (compared by id, so a version
     change of the same object is not stale)."""
-    keep = {str(e.get("id", "")) for e in new}
-    return [r for r in refs(old) if r.id not in keep]
+    keep = {e.id for e in new}
+    return [parse_id(e.id, e.version) for e in old if e.id not in keep]

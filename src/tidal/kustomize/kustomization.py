@@ -65,7 +65,6 @@ from tidal.api.meta import (
     RECONCILING,
     SUCCEEDED,
 )
-from tidal.install.apply import poll_until
 from tidal.kube import kstatus
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.discovery import Discovery
@@ -74,6 +73,8 @@ from tidal.kustomize import history, inventory
 from tidal.kustomize.artifacts import ArtifactCache, ArtifactError
 from tidal.kustomize.render import Renderer, RenderError
 from tidal.runtime import conditions
+from tidal.runtime.poll import poll_until
+from tidal.runtime.status import write_status
 from tidal.runtime.workers import Result
 from tidal.ssa.changeset import Action, ChangeSet
 from tidal.ssa.managed_fields import LAST_APPLIED, FieldManager
@@ -106,7 +107,6 @@ class Settings:
     """Controller-wide options (flags of `tidal controller`)."""
 
     no_cross_namespace_refs: bool = False
-    no_remote_bases: bool = False
     default_service_account: str = ""
     requeue_dependency: float = 30.0
     concurrent_ssa: int = 8
@@ -266,20 +266,9 @@ class KustomizationReconciler:
     # -- status and events ---------------------------------------------------------------
 
     async def _patch_status(self, run: _Run) -> None:
-        obj = run.obj
-        after = obj.status.to_dict()
-        if after == run.written:
-            return
-        patch: dict[str, Any] = {k: None for k in run.written if k not in after}
-        patch.update(after)
-        meta = obj.metadata
-        try:
-            await self.kube.patch(
-                object_path(meta.namespace, meta.name) + "/status", {"status": patch}
-            )
-        except ApiError as e:
-            if e.status != 404:
-                raise
+        meta = run.obj.metadata
+        after = run.obj.status.to_dict()
+        await write_status(self.kube, object_path(meta.namespace, meta.name), run.written, after)
         run.written = after
 
     def _event(
@@ -508,16 +497,11 @@ class KustomizationReconciler:
         if drifted:
             self._event(run, "info", changes.summary())
 
-        new_entries = [
-            ResourceRef(id=e["id"], version=e["v"]) for e in inventory.from_change_set(changes)
-        ]
+        new_entries = inventory.from_change_set(changes)
         obj.status.inventory = ResourceInventory(entries=new_entries)
 
         if obj.spec.prune:
-            stale = inventory.stale(
-                [{"id": r.id, "v": r.version} for r in old_inventory],
-                [{"id": r.id, "v": r.version} for r in new_entries],
-            )
+            stale = inventory.stale(old_inventory, new_entries)
             if stale:
                 pruned, errors = await manager.delete_all(
                     [r.as_object() for r in stale],
@@ -529,11 +513,11 @@ class KustomizationReconciler:
                 if errors:
                     # What could not be deleted stays in the inventory, so a later attempt
                     # prunes it instead of forgetting it.
-                    gone = {(e.kind, e.namespace, e.name) for e in pruned}
+                    handled = {e.subject for e in pruned}
                     survivors = [
                         ResourceRef(id=r.id, version=r.version)
                         for r in stale
-                        if (r.kind, r.namespace, r.name) not in gone
+                        if r.subject not in handled
                     ]
                     obj.status.inventory = ResourceInventory(entries=new_entries + survivors)
                     self._record(run, checksum, PRUNE_FAILED)
@@ -655,18 +639,9 @@ class KustomizationReconciler:
                 if len(pruned):
                     self._event(run, "info", "\n".join(pruned.lines()))
                 if obj.spec.deletion_policy == DELETION_POLICY_WAIT_FOR_TERMINATION:
-                    deleted = [
-                        r.as_object()
-                        for r in stale
-                        if any(
-                            e.action == Action.DELETED
-                            and e.name == r.name
-                            and e.kind == r.kind
-                            and e.namespace == r.namespace
-                            for e in pruned
-                        )
-                    ]
-                    await self._wait_terminated(run, manager, deleted)
+                    deleted = {e.subject for e in pruned if e.action == Action.DELETED}
+                    gone = [r.as_object() for r in stale if r.subject in deleted]
+                    await self._wait_terminated(run, manager, gone)
         if KUSTOMIZATION_FINALIZER in meta.finalizers:
             remaining = [f for f in meta.finalizers if f != KUSTOMIZATION_FINALIZER]
             try:

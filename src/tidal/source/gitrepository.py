@@ -62,6 +62,7 @@ from tidal.api.source import (
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.events import EventRecorder
 from tidal.runtime import conditions
+from tidal.runtime.status import write_status
 from tidal.runtime.summarize import (
     GIT_REPOSITORY_READY,
     Failed,
@@ -775,17 +776,7 @@ class GitRepositoryReconciler:
             self.events.normal(raw, SUCCEEDED, message, annotations)
 
     async def _patch_status(self, obj: GitRepository, before: dict[str, Any]) -> None:
-        after = obj.status.to_dict()
-        if after == before:
-            return
-        # A merge patch only removes what it names as null.
-        patch: dict[str, Any] = {k: None for k in before if k not in after}
-        patch.update(after)
         meta = obj.metadata
-        try:
-            await self.kube.patch(
-                _object_path(meta.namespace, meta.name) + "/status", {"status": patch}
-            )
-        except ApiError as e:
-            if e.status != 404:
-                raise
+        await write_status(
+            self.kube, _object_path(meta.namespace, meta.name), before, obj.status.to_dict()
+        )

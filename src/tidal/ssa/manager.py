@@ -19,10 +19,11 @@ from typing import Any, Final, TypeVar
 from tidal.kube import kstatus
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.discovery import Discovery, NoMatchError, Resource, object_path
+from tidal.runtime.poll import poll_until
 from tidal.ssa import objects as o
 from tidal.ssa.changeset import Action, ChangeSet, Entry
 from tidal.ssa.drift import has_drifted
-from tidal.ssa.managed_fields import LAST_APPLIED, FieldManager, cleanup_patch
+from tidal.ssa.managed_fields import FieldManager, cleanup_patch
 from tidal.ssa.normalize import normalize
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ class ResourceManager:
             return await self._get(plan.resource, plan.obj) is None  # type: ignore[arg-type]
 
         try:
-            await _poll(gone, opts.wait_timeout, opts.wait_interval)
+            await poll_until(gone, opts.wait_timeout, opts.wait_interval, first=0.1)
         except TimeoutError as e:
             raise ApplyError(
                 [
@@ -333,7 +334,7 @@ class ResourceManager:
             return True
 
         try:
-            await _poll(served, opts.wait_timeout, 1.0)
+            await poll_until(served, opts.wait_timeout, 1.0, first=0.1)
         except TimeoutError:
             raise ApplyError(
                 [dry_run_error(plan.obj, NoMatchError(api_version, o.kind(plan.obj)))]
@@ -400,7 +401,7 @@ class ResourceManager:
 
         timed_out = False
         try:
-            await _poll(settled, within, interval)
+            await poll_until(settled, within, interval, first=0.1)
         except TimeoutError:
             timed_out = True
         error = check.error(timed_out=timed_out)
@@ -470,18 +471,7 @@ def _namespace_is_new(plan: _Plan, plans: Sequence[_Plan], error: str) -> bool:
     )
 
 
-async def _poll(check: Callable[[], Awaitable[bool]], within: float, interval: float) -> None:
-    """Call `check` until true: quickly at first (most waits end within a second), then
-    every `interval`; TimeoutError after `within` seconds."""
-    delay = min(0.1, interval)
-    async with asyncio.timeout(within):
-        while not await check():
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, interval)
-
-
 __all__ = [
-    "LAST_APPLIED",
     "ApplyError",
     "ApplyOptions",
     "ResourceManager",
