@@ -435,3 +435,86 @@ async def test_orphan_deletion_policy_keeps_the_objects(
                 break
             await asyncio.sleep(0.2)
     assert await get_cm(kube, namespace, "a") is not None
+
+
+async def test_a_watched_configmap_change_is_applied_without_waiting_for_the_interval(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"w/a.yaml": cm("a", namespace, color="${color}")})
+    sha = repo.head("main")
+    await git_source(kube, namespace, "repo", git_http, repo)
+    vars_path = f"/api/v1/namespaces/{namespace}/configmaps/vars"
+    await kube.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        body={
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "vars", "labels": {"reconcile.fluxcd.io/watch": "Enabled"}},
+            "data": {"color": "red"},
+        },
+    )
+    await create_ks(
+        kube,
+        namespace,
+        "watched",
+        path="w",
+        interval="1h",
+        postBuild={"substituteFrom": [{"kind": "ConfigMap", "name": "vars"}]},
+    )
+    await wait_ks(kube, namespace, "watched", applied(f"main@sha1:{sha}"), "applied", controller)
+    assert (await get_cm(kube, namespace, "a"))["data"] == {"color": "red"}  # type: ignore[index]
+
+    await kube.patch(vars_path, {"data": {"color": "blue"}})
+    for _ in range(100):
+        if (await get_cm(kube, namespace, "a"))["data"] == {"color": "blue"}:  # type: ignore[index]
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("the ConfigMap change was not applied within 10 s:\n" + controller.logs())
+
+
+async def test_ignore_rules_keep_fields_another_controller_sets(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"i/a.yaml": cm("a", namespace, color="blue", scale="1")})
+    sha = repo.head("main")
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await create_ks(
+        kube,
+        namespace,
+        "ignoring",
+        path="i",
+        ignore=[{"paths": ["/data/scale"], "target": {"kind": "ConfigMap", "name": "a"}}],
+    )
+    await wait_ks(kube, namespace, "ignoring", applied(f"main@sha1:{sha}"), "applied", controller)
+    await kube.apply(
+        f"/api/v1/namespaces/{namespace}/configmaps/a",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"},
+         "data": {"scale": "7"}},
+        field_manager="autoscaler",
+        force=True,
+    )  # fmt: skip
+    sha = repo.commit({"i/a.yaml": cm("a", namespace, color="green", scale="1")})
+    await fetch_now(kube, namespace, "ignore-1")
+    await wait_ks(kube, namespace, "ignoring", applied(f"main@sha1:{sha}"), "updated", controller)
+    assert (await get_cm(kube, namespace, "a"))["data"] == {  # type: ignore[index]
+        "color": "green",
+        "scale": "7",
+    }
+
+    await kube.patch(ks_path(namespace, "ignoring"), {"spec": {"ignore": [{"paths": ["x"]}]}})
+    obj = await wait_ks(
+        kube, namespace, "ignoring", failed("ReconciliationFailed"), "bad rule", controller
+    )
+    assert "spec.ignore" in condition(obj, "Ready")["message"]

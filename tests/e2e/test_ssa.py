@@ -10,6 +10,7 @@ import pytest
 
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.discovery import Discovery
+from tidal.runtime.poll import poll_until
 from tidal.ssa.changeset import Action
 from tidal.ssa.managed_fields import FieldManager
 from tidal.ssa.manager import ApplyError, ApplyOptions, ResourceManager
@@ -257,3 +258,135 @@ async def test_delete_only_what_carries_the_owner_labels(
         await live_cm(kube, namespace, "mine")
     assert (await live_cm(kube, namespace, "foreign"))["data"] == {"v": "1"}
     assert (await live_cm(kube, namespace, "kept"))["data"] == {"v": "1"}
+
+
+async def test_ignore_rules_leave_an_autoscalers_field_and_adopt_orphans(
+    kube: Kube, namespace: str, manager: ResourceManager
+) -> None:
+    from tidal.ssa.ignore import IgnoreRules
+
+    rules = IgnoreRules(
+        [
+            {"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}},
+            {"paths": ["/data/tuned"], "target": {"kind": "ConfigMap", "name": "app"}},
+        ]
+    )
+    opts = options(drift_ignore=rules.paths_for)
+    deploy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "nginx:1"}]},
+            },
+        },
+    }
+    cm = config_map(namespace, "app", color="blue", tuned="low")
+    changes = await manager.apply_all_staged([deploy, cm], opts)
+    assert set(changes.lines()) == {
+        f"Deployment/{namespace}/web created",
+        f"ConfigMap/{namespace}/app created",
+    }
+    deploy_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
+    cm_path = f"/api/v1/namespaces/{namespace}/configmaps/app"
+    # An autoscaler takes spec.replicas with its own apply; a script tunes a value with an
+    # update (a kubectl edit would be taken over by the managedFields clean-up instead).
+    await kube.apply(
+        deploy_path,
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+         "spec": {"replicas": 5}},
+        field_manager="vpa",
+        force=True,
+    )  # fmt: skip
+    await kube.request(
+        "PATCH",
+        cm_path,
+        body={"data": {"tuned": "high"}},
+        params={"fieldManager": "tuning-script"},
+        content_type="application/merge-patch+json",
+    )
+
+    # Let the Deployment controller finish its own writes (revision annotation, status) so
+    # that they cannot race with the drift check below.
+    async def settled() -> bool:
+        live = await kube.get(deploy_path)
+        observed = (live.get("status") or {}).get("observedGeneration")
+        annotated = "deployment.kubernetes.io/revision" in live["metadata"].get("annotations", {})
+        return annotated and observed == live["metadata"]["generation"]
+
+    await poll_until(settled, 30, 0.2)
+
+    # Differences in ignored fields alone are no drift: nothing is written.
+    # (generation, not resourceVersion: the Deployment's status keeps changing meanwhile)
+    before = (await kube.get(deploy_path))["metadata"]["generation"]
+    changes = await manager.apply_all_staged([deploy, cm], opts)
+    assert set(changes.lines()) == {
+        f"Deployment/{namespace}/web unchanged",
+        f"ConfigMap/{namespace}/app unchanged",
+    }
+    live = await kube.get(deploy_path)
+    assert live["metadata"]["generation"] == before and live["spec"]["replicas"] == 5
+
+    # A real change elsewhere is applied; the ignored fields keep their live values.
+    deploy["spec"]["minReadySeconds"] = 3
+    cm["data"]["color"] = "green"
+    changes = await manager.apply_all_staged([deploy, cm], opts)
+    assert set(changes.lines()) == {
+        f"Deployment/{namespace}/web configured",
+        f"ConfigMap/{namespace}/app configured",
+    }
+    live = await kube.get(deploy_path)
+    assert live["spec"]["replicas"] == 5 and live["spec"]["minReadySeconds"] == 3
+    ours = [m for m in live["metadata"]["managedFields"] if m["manager"] == OWNER]
+    assert ours and all("f:replicas" not in str(m.get("fieldsV1")) for m in ours)
+    assert (await kube.get(cm_path))["data"] == {"color": "green", "tuned": "high"}
+
+    # Without the rule, the declared value wins again.
+    changes = await manager.apply_all_staged([deploy, cm], options())
+    assert (await kube.get(deploy_path))["spec"]["replicas"] == 2
+    assert (await kube.get(cm_path))["data"] == {"color": "green", "tuned": "low"}
+
+
+async def test_owner_listing_reads_in_bulk_and_still_finds_unlabelled_objects(
+    kube: Kube, namespace: str, manager: ResourceManager
+) -> None:
+    owner = {
+        "kustomize.toolkit.fluxcd.io/name": "app",
+        "kustomize.toolkit.fluxcd.io/namespace": "x",
+    }
+    opts = options(
+        owned_selector="kustomize.toolkit.fluxcd.io/name=app,kustomize.toolkit.fluxcd.io/namespace=x"
+    )
+    # Made by someone else before tidal manages it: no owner labels, so no LIST finds it.
+    await kube.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        body=config_map(namespace, "adopted", v="old"),
+    )
+    frozen = config_map(namespace, "frozen", v="1")
+    frozen["metadata"]["annotations"] = {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
+    desired = [config_map(namespace, f"cm{i}", owner, v=str(i)) for i in range(5)] + [
+        config_map(namespace, "adopted", owner, v="new"),
+        dict(frozen, metadata=dict(frozen["metadata"], labels=owner)),
+    ]
+    changes = await manager.apply_all_staged(desired, opts)
+    assert sorted(changes.lines()) == sorted(
+        [f"ConfigMap/{namespace}/cm{i} created" for i in range(5)]
+        + [f"ConfigMap/{namespace}/adopted configured", f"ConfigMap/{namespace}/frozen created"]
+    )
+    assert (await live_cm(kube, namespace, "adopted"))["data"] == {"v": "new"}
+
+    # Everything is labelled now: one LIST per kind and namespace tells that nothing changed.
+    changes = await manager.apply_all_staged(desired, opts)
+    assert {line.rsplit(" ", 1)[1] for line in changes.lines()} == {"unchanged", "skipped"}
+    assert f"ConfigMap/{namespace}/frozen skipped" in changes.lines()
+
+    # A live edit is still seen as drift and reverted.
+    await kube.patch(f"/api/v1/namespaces/{namespace}/configmaps/cm3", {"data": {"v": "edited"}})
+    changes = await manager.apply_all_staged(desired, opts)
+    assert f"ConfigMap/{namespace}/cm3 configured" in changes.lines()
+    assert (await live_cm(kube, namespace, "cm3"))["data"] == {"v": "3"}

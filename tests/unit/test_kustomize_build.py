@@ -725,3 +725,25 @@ async def test_a_directory_without_manifests_builds_nothing(tmp_path: Path) -> N
     )
     assert objects == []
     await kb.default_engine().aclose()
+
+
+async def test_a_second_worker_starts_only_when_builds_overlap(tmp_path: Path) -> None:
+    write(tmp_path, {"kustomization.yaml": "resources: [a.yaml]\n", "a.yaml": cm("a")})
+    engine = kb.Engine(isolation="process", workers=2)
+
+    def started() -> int:
+        pool = engine._pool
+        assert pool is not None
+        slots = [pool.idle.get_nowait() for _ in range(pool.idle.qsize())]
+        for slot in reversed(slots):
+            pool.idle.put_nowait(slot)
+        return sum(slot is not None for slot in slots)
+
+    try:
+        for _ in range(3):
+            await run(engine, tmp_path)
+        assert started() == 1, "one build at a time needs one worker (about 100 MB each)"
+        await asyncio.gather(*(run(engine, tmp_path) for _ in range(4)))
+        assert started() == 2
+    finally:
+        await engine.aclose()

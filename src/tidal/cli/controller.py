@@ -18,11 +18,13 @@ from tidal.api.base import DurationError, parse_duration
 from tidal.api.kustomize import API_VERSION as KS_API_VERSION
 from tidal.kube.client import Kube, KubeConfigError
 from tidal.kube.events import EventRecorder
+from tidal.kustomize import config_watch
 from tidal.kustomize import kustomization as ks
 from tidal.kustomize.artifacts import ArtifactCache
 from tidal.kustomize.build import Engine
+from tidal.kustomize.drift_watch import DriftWatch
 from tidal.kustomize.render import Renderer
-from tidal.runtime import logs
+from tidal.runtime import feature_gates, logs
 from tidal.runtime.controller import Controller
 from tidal.runtime.informer import Informer, collection_path, lean
 from tidal.runtime.jitter import IntervalJitter
@@ -30,6 +32,16 @@ from tidal.runtime.manager import Manager, ManagerOptions
 from tidal.source.gitrepository import GitRepositoryReconciler, Settings, include_watch
 from tidal.source.server import artifact_app
 from tidal.source.storage import Storage, advertised_address
+
+# The gates tidal implements, with Flux's defaults.
+FEATURE_GATES = {"AdditiveCELDependencyCheck": False, "StrictPostBuildSubstitutions": True}
+
+
+def _feature_gates(ctx: click.Context, param: click.Parameter, value: str) -> dict[str, bool]:
+    try:
+        return feature_gates.parse(value, FEATURE_GATES)
+    except feature_gates.FeatureGateError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -77,6 +89,27 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
     help="Watch every namespace, or only the runtime namespace (-n).",
 )
 @click.option("--watch-label-selector", default="", help="Only reconcile objects matching it.")
+@click.option(
+    "--feature-gates",
+    default="",
+    callback=_feature_gates,
+    help="Flux feature gates, e.g. AdditiveCELDependencyCheck=true "
+    f"(supported: {', '.join(sorted(FEATURE_GATES))}).",
+)
+@click.option(
+    "--build-workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Kustomize worker processes; a second one starts only when builds overlap.",
+)
+@click.option(
+    "--watch-configs-label-selector",
+    default=config_watch.DEFAULT_SELECTOR,
+    show_default=True,
+    help="ConfigMaps and Secrets matching it wake the Kustomizations that read them when "
+    "they change ('' turns this off).",
+)
 @click.option("--min-retry-delay", default="750ms", show_default=True, callback=_seconds)
 @click.option("--max-retry-delay", default="15m", show_default=True, callback=_seconds)
 @click.option(
@@ -123,6 +156,23 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "--override-manager",
     multiple=True,
     help="Field manager whose edits the Kustomization controller takes over (repeatable).",
+)
+@click.option(
+    "--insecure-kubeconfig-exec",
+    is_flag=True,
+    help="Let spec.kubeConfig kubeconfigs run exec credential plugins inside the controller.",
+)
+@click.option(
+    "--insecure-kubeconfig-tls",
+    is_flag=True,
+    help="Let spec.kubeConfig kubeconfigs disable TLS verification (testing only).",
+)
+@click.option(
+    "--drift-watch/--no-drift-watch",
+    default=True,
+    show_default=True,
+    help="Watch the objects Kustomizations applied and re-apply within seconds when another "
+    "manager edits or deletes one (off: drift waits for spec.interval, as in Flux).",
 )
 @click.option(
     "--artifact-cache-path",
@@ -200,9 +250,11 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
     cache_dir = Path(flags["artifact_cache_path"] or tempfile.mkdtemp(prefix="tidal-artifacts-"))
     artifacts = ArtifactCache(cache_dir)
     # Build views are hard links into the unpacked artifacts, so they live on the same disk.
+    gates = flags["feature_gates"]
     renderer = Renderer(
         no_remote_bases=flags["no_remote_bases"],
-        engine=Engine(workspace=cache_dir / ".views"),
+        engine=Engine(workspace=cache_dir / ".views", workers=flags["build_workers"]),
+        strict_substitution=gates["StrictPostBuildSubstitutions"],
     )
     ks_reconciler = ks.KustomizationReconciler(
         kube,
@@ -215,6 +267,9 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
             requeue_dependency=flags["requeue_dependency"],
             concurrent_ssa=flags["concurrent_ssa"],
             override_managers=tuple(flags["override_manager"]),
+            insecure_kubeconfig_exec=flags["insecure_kubeconfig_exec"],
+            insecure_kubeconfig_tls=flags["insecure_kubeconfig_tls"],
+            additive_cel_dependency_check=gates["AdditiveCELDependencyCheck"],
         ),
     )
     ks_informer = Informer(
@@ -239,6 +294,27 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         on_update=ks.source_watch("GitRepository", ks_informer.list, ks_controller.enqueue)
     )
     manager.add(ks_controller)
+    if flags["watch_configs_label_selector"]:
+        for kind, plural in (("ConfigMap", "configmaps"), ("Secret", "secrets")):
+            configs = Informer(
+                kube,
+                collection_path("v1", plural, namespace),
+                label_selector=flags["watch_configs_label_selector"],
+                transform=config_watch.digest_data,
+                name=f"watched-{plural}",
+            )
+            on_add, on_update, on_delete = config_watch.config_watch(
+                kind, ks_informer.list, ks_controller.enqueue
+            )
+            configs.add_handler(on_add=on_add, on_update=on_update, on_delete=on_delete)
+            configs.start()
+            manager.on_stop.append(configs.stop)
+    if flags["drift_watch"]:
+        drift = DriftWatch(
+            kube, ks_informer, ks_controller.enqueue, registry=manager.registry.registry
+        )
+        drift.start()
+        manager.on_stop.append(drift.close)
     manager.serve(artifact_app(storage), flags["storage_addr"])
     manager.on_stop += [
         events.close,

@@ -5,15 +5,19 @@ from __future__ import annotations
 import click
 
 from tidal import __version__
+from tidal.cli.build import build
 from tidal.cli.controller import controller
 from tidal.cli.create import create
 from tidal.cli.delete import delete
+from tidal.cli.diff import diff
+from tidal.cli.events import events
 from tidal.cli.export import export
 from tidal.cli.get import get
 from tidal.cli.install import install
 from tidal.cli.options import GlobalOptions, root_flags
 from tidal.cli.reconcile import reconcile
 from tidal.cli.suspend import resume, suspend
+from tidal.cli.tree import tree
 from tidal.cli.version import version
 
 __all__ = ["GlobalOptions", "cli", "main"]
@@ -48,6 +52,10 @@ for command in (
     delete,
     export,
     reconcile,
+    build,
+    diff,
+    events,
+    tree,
 ):
     cli.add_command(command)
 

@@ -79,9 +79,14 @@ class Kube:
         impersonate: str | None = None,
         impersonate_groups: tuple[str, ...] = (),
         timeout: httpx.Timeout = _DEFAULT_TIMEOUT,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.config = config
-        self._http = _adapter_client(config, ConnectionParams(timeout=timeout, trust_env=False))
+        # `http` comes ready-made when the credentials must stay in memory (tidal.kube.remote):
+        # lightkube's adapter writes certificate data to temporary files.
+        self._http = http or _adapter_client(
+            config, ConnectionParams(timeout=timeout, trust_env=False)
+        )
         # Kubernetes reads each Impersonate-Group header line as one group and does not split
         # on commas, so the groups travel as repeated headers.
         self._identity: list[tuple[str, str]] = []

@@ -369,11 +369,12 @@ class _Worker:
 
 
 class _Pool:
-    """Worker processes, each serving one build at a time, started on demand."""
+    """Worker processes, each serving one build at a time, started on demand: a second one
+    only when builds overlap (last in, first out, so a started worker is reused first)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
+        self.idle: asyncio.Queue[_Worker | None] = asyncio.LifoQueue()
         for _ in range(size):
             self.idle.put_nowait(None)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import msgspec
 
 from tidal.api.base import format_duration, parse_duration
@@ -55,6 +56,7 @@ from tidal.api.meta import (
     DEPENDENCY_NOT_READY,
     HEALTH_CHECK_FAILED,
     HEALTHY,
+    INVALID_CEL_EXPRESSION,
     PROGRESSING,
     PROGRESSING_WITH_RETRY,
     PRUNE_FAILED,
@@ -63,12 +65,14 @@ from tidal.api.meta import (
     RECONCILIATION_FAILED,
     RECONCILIATION_SUCCEEDED,
     RECONCILING,
+    STALLED,
     SUCCEEDED,
 )
-from tidal.kube import kstatus
+from tidal.kube import cel, kstatus
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.discovery import Discovery
 from tidal.kube.events import EventRecorder
+from tidal.kube.remote import KubeConfigOptions, RemoteClients, RemoteConfigError, read_kubeconfig
 from tidal.kustomize import history, inventory
 from tidal.kustomize.artifacts import ArtifactCache, ArtifactError
 from tidal.kustomize.render import Renderer, RenderError
@@ -77,6 +81,7 @@ from tidal.runtime.poll import poll_until
 from tidal.runtime.status import write_status
 from tidal.runtime.workers import Result
 from tidal.ssa.changeset import Action, ChangeSet
+from tidal.ssa.ignore import IgnoreRuleError, IgnoreRules
 from tidal.ssa.managed_fields import LAST_APPLIED, FieldManager
 from tidal.ssa.manager import ApplyError, ApplyOptions, ResourceManager
 from tidal.ssa.objects import describe
@@ -112,6 +117,12 @@ class Settings:
     concurrent_ssa: int = 8
     override_managers: tuple[str, ...] = ()
     health_interval: float = 5.0
+    # Flux's AdditiveCELDependencyCheck gate: a readyExpr adds to the built-in dependency
+    # check instead of replacing it
+    additive_cel_dependency_check: bool = False
+    # spec.kubeConfig may use exec plugins / skip TLS verification (--insecure-kubeconfig-*)
+    insecure_kubeconfig_exec: bool = False
+    insecure_kubeconfig_tls: bool = False
 
 
 class _Stop(Exception):
@@ -132,6 +143,9 @@ class _Run:
     started: float = field(default_factory=time.monotonic)
     revision: str = ""
     origin_revision: str = ""
+    # spec.healthCheckExprs per (group, kind) and spec.dependsOn[].readyExpr by text, compiled
+    health_readers: dict[tuple[str, str], cel.StatusEvaluator] = field(default_factory=dict)
+    ready_exprs: dict[str, cel.Expression] = field(default_factory=dict)
 
 
 def timeout_of(obj: Kustomization) -> float:
@@ -200,6 +214,8 @@ def apply_options(obj: Kustomization, settings: Settings) -> ApplyOptions:
         cleanup_labels=("fluxcd.io/sync-gc-mark",),
         cleanup_managers=managers,
         cleanup_exclusions={SSA_ANNOTATION: SSA_MERGE},
+        drift_ignore=IgnoreRules([rule.to_dict() for rule in obj.spec.ignore]).paths_for,
+        owned_selector=",".join(f"{k}={v}" for k, v in sorted(owner_labels(obj).items())),
         wait_timeout=timeout_of(obj),
     )
 
@@ -226,11 +242,18 @@ class KustomizationReconciler:
         self.discovery = Discovery(kube)
         self._impersonated = impersonated
         self._clients: dict[str, Kube] = {}
+        self._remote = RemoteClients(
+            KubeConfigOptions(
+                allow_exec=settings.insecure_kubeconfig_exec,
+                allow_insecure_tls=settings.insecure_kubeconfig_tls,
+            )
+        )
 
     async def close(self) -> None:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
+        await self._remote.close()
 
     # -- clients -------------------------------------------------------------------------
 
@@ -239,28 +262,63 @@ class KustomizationReconciler:
 
     async def _client_for(self, obj: Kustomization) -> Kube:
         """The controller's own client, or one impersonating the ServiceAccount (Flux's
-        serviceAccountName, or --default-service-account when the object names none)."""
+        serviceAccountName, or --default-service-account when the object names none); in the
+        cluster spec.kubeConfig names, if any. RemoteConfigError when that cannot be used."""
         sa = self._service_account(obj)
-        if not sa:
+        user = f"system:serviceaccount:{obj.metadata.namespace}:{sa}" if sa else None
+        groups = (
+            (
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{obj.metadata.namespace}",
+                "system:authenticated",
+            )
+            if sa
+            else ()
+        )
+        if obj.spec.kube_config is not None:
+            return await self._remote_client(obj, user, groups)
+        await self._remote.release(_owner(obj))
+        if user is None:
             return self.kube
-        user = f"system:serviceaccount:{obj.metadata.namespace}:{sa}"
         client = self._clients.get(user)
         if client is None:
-            client = Kube(
-                self.kube.config,
-                impersonate=user,
-                impersonate_groups=(
-                    "system:serviceaccounts",
-                    f"system:serviceaccounts:{obj.metadata.namespace}",
-                    "system:authenticated",
-                ),
-            )
+            client = Kube(self.kube.config, impersonate=user, impersonate_groups=groups)
             self._clients[user] = client
         return client
 
+    async def _cluster_for(self, obj: Kustomization) -> Kube:
+        """The target cluster's client without impersonation."""
+        if obj.spec.kube_config is None:
+            return self.kube
+        return await self._remote_client(obj, None, (), role="admin")
+
+    async def _remote_client(
+        self, obj: Kustomization, user: str | None, groups: tuple[str, ...], role: str = ""
+    ) -> Kube:
+        # Re-read at every reconciliation, so a rotated kubeconfig takes effect at once.
+        assert obj.spec.kube_config is not None
+        data = await read_kubeconfig(self.kube, obj.metadata.namespace, obj.spec.kube_config)
+        client, _ = await self._remote.get(
+            _owner(obj), data, impersonate=user, impersonate_groups=groups, role=role
+        )
+        # A cluster that is not up yet (Cluster API) or a revoked credential fails here, with
+        # the reason in Ready, instead of midway through the apply.
+        try:
+            await client.server_version()
+        except ApiError as e:
+            raise RemoteConfigError(f"remote cluster at {client.server}: {e}") from None
+        except httpx.HTTPError as e:
+            reason = str(e) or type(e).__name__
+            raise RemoteConfigError(
+                f"unable to reach the remote cluster at {client.server}: {reason}"
+            ) from None
+        return client
+
     def _manager(self, client: Kube) -> ResourceManager:
+        # Kinds and REST paths belong to one API server: a remote cluster has its own.
+        discovery = self._remote.discovery_for(client) or self.discovery
         return ResourceManager(
-            client, self.discovery, owner=FIELD_MANAGER, concurrency=self.settings.concurrent_ssa
+            client, discovery, owner=FIELD_MANAGER, concurrency=self.settings.concurrent_ssa
         )
 
     # -- status and events ---------------------------------------------------------------
@@ -361,9 +419,11 @@ class KustomizationReconciler:
         ns = ref.namespace or obj.metadata.namespace
         subject = f"{ref.kind}/{ns}/{ref.name}"
         if self.settings.no_cross_namespace_refs and ns != obj.metadata.namespace:
-            message = f"cannot access {subject}, cross-namespace references have been blocked"
+            message = f"can't access '{subject}', cross-namespace references have been blocked"
             conditions.mark_false(obj, READY, ACCESS_DENIED, "%s", message)
-            raise _Stop(message, retry_interval_of(obj))
+            # Terminal, as Flux: retrying cannot help until the spec or the flag changes.
+            conditions.mark_stalled(obj, ACCESS_DENIED, "%s", message)
+            raise _Stop(message, None)
         path = _SOURCE_PATHS.get(ref.kind)
         if path is None:
             raise self._fail(run, ARTIFACT_FAILED, f"source `{ref.kind}` kind not supported")
@@ -375,6 +435,22 @@ class KustomizationReconciler:
                 conditions.mark_false(obj, READY, ARTIFACT_FAILED, "%s", message)
                 raise _Stop(message, retry_interval_of(obj), event=False) from None
             raise self._fail(run, ARTIFACT_FAILED, f"unable to get source '{subject}': {e}") from e
+
+    def _compile_expressions(self, run: _Run) -> None:
+        """Flux compiles the CEL expressions before anything else. One that does not compile
+        is a configuration error no retry can fix: Ready=False and Stalled, no requeue."""
+        obj = run.obj
+        try:
+            run.health_readers = cel.health_check_readers(obj.spec.health_check_exprs)
+            run.ready_exprs = cel.ready_expressions(obj.spec.depends_on)
+        except cel.CelError as e:
+            message = f"{cel.TERMINAL_ERROR_MESSAGE}: {e}"
+            conditions.mark_false(obj, READY, INVALID_CEL_EXPRESSION, "%s", message)
+            conditions.mark_stalled(obj, INVALID_CEL_EXPRESSION, "%s", message)
+            obj.status.observed_generation = obj.metadata.generation
+            raise _Stop(message, None) from None
+        if conditions.get_reason(obj, STALLED) == INVALID_CEL_EXPRESSION:
+            conditions.delete(obj, STALLED)
 
     async def _check_dependencies(self, run: _Run, source: Mapping[str, Any]) -> str | None:
         obj = run.obj
@@ -391,6 +467,17 @@ class KustomizationReconciler:
                 other = Kustomization.from_dict(raw)
             except msgspec.ValidationError:
                 return f"dependency '{name}' is not ready"
+            if dep.ready_expr:
+                try:
+                    ready = run.ready_exprs[dep.ready_expr].evaluate_bool(
+                        {"self": obj.to_dict(), "dep": raw}
+                    )
+                except cel.EvaluationError as e:
+                    return str(e)
+                if not ready:
+                    return f"dependency '{name}' is not ready according to readyExpr eval"
+                if not self.settings.additive_cel_dependency_check:
+                    continue
             if (
                 not other.status.conditions
                 or other.metadata.generation != other.status.observed_generation
@@ -407,6 +494,7 @@ class KustomizationReconciler:
 
     async def _reconcile(self, run: _Run) -> None:
         obj = run.obj
+        self._compile_expressions(run)
         source = await self._source(run)
         artifact = (source.get("status") or {}).get("artifact")
         if not artifact:
@@ -469,7 +557,10 @@ class KustomizationReconciler:
         )
         await self._patch_status(run)
 
-        client = await self._client_for(obj)
+        try:
+            client = await self._client_for(obj)
+        except RemoteConfigError as e:
+            raise self._fail(run, RECONCILIATION_FAILED, str(e)) from None
         try:
             objects, manifests = await self.renderer.render(tree, obj, self.kube)
         except RenderError as e:
@@ -489,7 +580,11 @@ class KustomizationReconciler:
 
         manager = self._manager(client)
         try:
-            changes = await manager.apply_all_staged(objects, apply_options(obj, self.settings))
+            options = apply_options(obj, self.settings)
+        except IgnoreRuleError as e:
+            raise self._fail(run, RECONCILIATION_FAILED, f"spec.ignore: {e}") from None
+        try:
+            changes = await manager.apply_all_staged(objects, options)
         except (ApplyError, TimeoutError) as e:
             self._record(run, checksum, RECONCILIATION_FAILED)
             raise self._fail(run, RECONCILIATION_FAILED, str(e)) from None
@@ -596,7 +691,12 @@ class KustomizationReconciler:
         await self._patch_status(run)
         started = time.monotonic()
         try:
-            await manager.wait(targets, within=timeout, interval=self.settings.health_interval)
+            await manager.wait(
+                targets,
+                within=timeout,
+                interval=self.settings.health_interval,
+                readers={gk: ev.read for gk, ev in run.health_readers.items()},
+            )
         except TimeoutError as e:
             conditions.mark_false(obj, HEALTHY, HEALTH_CHECK_FAILED, "%s", str(e))
             self._record(run, checksum, HEALTH_CHECK_FAILED)
@@ -621,9 +721,15 @@ class KustomizationReconciler:
         run = _Run(obj, obj.status.to_dict(), revision=obj.status.last_applied_revision)
         entries = obj.status.inventory.entries if obj.status.inventory else []
         if entries and not obj.spec.suspend and self._deletes_on_removal(obj):
-            client = await self._client_for(obj)
+            try:
+                client = await self._client_for(obj)
+                can_impersonate = await self._can_impersonate(obj)
+            except RemoteConfigError as e:
+                # As Flux: the finalizer stays until the remote cluster can be reached.
+                self._event(run, "error", f"failed to build kube client: {e}")
+                return Result.failure(str(e))
             stale = [inventory.parse_id(r.id, r.version) for r in entries]
-            if not await self._can_impersonate(obj):
+            if not can_impersonate:
                 listing = "\n".join(r.subject for r in stale)
                 self._event(run, "error", f"unable to prune objects: \n{listing}")
             else:
@@ -642,6 +748,7 @@ class KustomizationReconciler:
                     deleted = {e.subject for e in pruned if e.action == Action.DELETED}
                     gone = [r.as_object() for r in stale if r.subject in deleted]
                     await self._wait_terminated(run, manager, gone)
+        await self._remote.release(_owner(obj))
         if KUSTOMIZATION_FINALIZER in meta.finalizers:
             remaining = [f for f in meta.finalizers if f != KUSTOMIZATION_FINALIZER]
             try:
@@ -672,17 +779,23 @@ class KustomizationReconciler:
             )
 
     async def _can_impersonate(self, obj: Kustomization) -> bool:
-        """Whether the ServiceAccount to act as still exists (Flux skips pruning if not)."""
+        """Whether the ServiceAccount to act as still exists (Flux skips pruning if not), in
+        the cluster where it is impersonated: the remote one with spec.kubeConfig."""
         sa = self._service_account(obj)
         if not sa:
             return True
+        cluster = await self._cluster_for(obj)
         try:
-            await self.kube.get(f"/api/v1/namespaces/{obj.metadata.namespace}/serviceaccounts/{sa}")
+            await cluster.get(f"/api/v1/namespaces/{obj.metadata.namespace}/serviceaccounts/{sa}")
         except ApiError as e:
             if e.status == 404:
                 return False
             raise
         return True
+
+
+def _owner(obj: Kustomization) -> str:
+    return f"{obj.metadata.namespace}/{obj.metadata.name}"
 
 
 def _is_ready(obj: Kustomization) -> bool:

@@ -23,12 +23,17 @@ from tidal.runtime.poll import poll_until
 from tidal.ssa import objects as o
 from tidal.ssa.changeset import Action, ChangeSet, Entry
 from tidal.ssa.drift import has_drifted
+from tidal.ssa.ignore import drifted_paths, reshape
 from tidal.ssa.managed_fields import FieldManager, cleanup_patch
 from tidal.ssa.normalize import normalize
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# A status reader for one (group, kind): the object's identity and its live state (None when
+# it does not exist) to its status, e.g. tidal.kube.cel's health check expressions.
+StatusReader = Callable[[kstatus.ObjRef, Mapping[str, Any] | None], kstatus.ResourceStatus]
 
 _IMMUTABLE_MARKERS: Final = (
     "field is immutable",
@@ -60,8 +65,12 @@ class ApplyOptions:
     cleanup_managers: Sequence[FieldManager] = ()
     # objects selected here keep other managers' fields and metadata (ssa: Merge)
     cleanup_exclusions: Mapping[str, str] = field(default_factory=dict)
-    # JSON pointers to leave out of the drift comparison, per object (spec.ignore)
+    # JSON pointers to leave out of the drift comparison, per object as the dry-run returns
+    # it (spec.ignore); drifted ones are kept as they are live when applying
     drift_ignore: Callable[[Mapping[str, Any]], Sequence[str]] = lambda _obj: ()
+    # a label selector matching the objects this applier labelled (Flux's owner labels):
+    # they are read with one LIST per kind and namespace instead of one GET each
+    owned_selector: str = ""
     wait_timeout: float = 60.0
     # objects after which the next stage starts are polled this often (fast first, then 2 s)
     wait_interval: float = 2.0
@@ -76,6 +85,10 @@ class _Plan:
     cleanup: list[dict[str, Any]] = field(default_factory=list)
     recreate: bool = False
     deferred: bool = False  # its CRD or Namespace is created in this same set
+    # what to send instead of `obj` when ignore rules reshape it (see ssa.ignore)
+    payload: o.Obj | None = None
+    # `live` is already known (read by a LIST) when True; unknown until read otherwise
+    listed: bool = False
 
 
 def _message(e: ApiError) -> str:
@@ -156,15 +169,33 @@ class ResourceManager:
         assert plan.resource is not None
         if plan.resource.namespaced and not o.namespace(obj):
             return f"{o.describe(obj)} namespace not specified: a namespaced object needs one"
-        try:
-            plan.live = await self._get(plan.resource, obj)
-        except ApiError as e:
-            return f"{o.describe(obj)} query failed: {_message(e)}"
+        # An object the owner LIST did not return is new, or exists without our labels. When
+        # its own metadata cannot make it skipped, the dry-run tells which, and only an
+        # object that turns out to exist is read: a cold apply reads nothing object by object.
+        dry: o.Obj | None = None
+        unlisted = bool(opts.owned_selector) and not plan.listed
+        if (
+            unlisted
+            and not self._skip(plan, opts)
+            and not o.any_in_metadata(obj, opts.if_not_present)
+        ):
+            try:
+                dry = await self._dry_run(plan.resource, obj)
+            except ApiError:
+                dry = None  # read the object and dry-run again below, for the full story
+            else:
+                plan.listed = not o.meta(dry).get("resourceVersion")
+        if not plan.listed:
+            try:
+                plan.live = await self._get(plan.resource, obj)
+            except ApiError as e:
+                return f"{o.describe(obj)} query failed: {_message(e)}"
         if self._skip(plan, opts):
             plan.action = Action.SKIPPED
             return None
         try:
-            dry = await self._dry_run(plan.resource, obj)
+            if dry is None:
+                dry = await self._dry_run(plan.resource, obj)
         except ApiError as e:
             forced = opts.force or o.any_in_metadata(obj, opts.force_selector)
             forced = forced or o.any_in_metadata(plan.live, opts.force_selector)
@@ -184,10 +215,15 @@ class ResourceManager:
                 managers=opts.cleanup_managers,
                 owner=self.owner,
             )
+        ignored = opts.drift_ignore(dry) if plan.live is not None else ()
         if not o.meta(dry).get("resourceVersion"):
             plan.action = Action.CREATED
-        elif plan.cleanup or has_drifted(plan.live, dry, opts.drift_ignore(obj)):
+        elif plan.cleanup or has_drifted(plan.live, dry, ignored):
             plan.action = Action.CONFIGURED
+            assert plan.live is not None
+            paths = drifted_paths(plan.live, dry, ignored)
+            if paths:
+                plan.payload = reshape(obj, plan.live, paths, self.owner)
         else:
             plan.action = Action.UNCHANGED
         return None
@@ -205,8 +241,36 @@ class ResourceManager:
                     errors.append(dry_run_error(plan.obj, e))
         return errors
 
+    async def _list_owned(self, plans: list[_Plan], selector: str) -> None:
+        """Read the live objects of `plans` with one LIST per kind and namespace."""
+        groups: dict[str, list[_Plan]] = {}
+        for plan in plans:
+            if plan.resource is not None:
+                namespace = o.namespace(plan.obj) if plan.resource.namespaced else ""
+                groups.setdefault(plan.resource.collection(namespace), []).append(plan)
+
+        async def read(collection: str, members: list[_Plan]) -> None:
+            try:
+                listing = await self.kube.get(collection, {"labelSelector": selector})
+            except ApiError:
+                return  # each object is read on its own instead
+            assert members[0].resource is not None
+            api_version, kind = members[0].resource.api_version, members[0].resource.kind
+            found = {o.name(item): item for item in listing.get("items") or ()}
+            for plan in members:
+                live = found.get(o.name(plan.obj))
+                if live is not None:
+                    # list items of built-in kinds come without apiVersion and kind
+                    live.setdefault("apiVersion", api_version)
+                    live.setdefault("kind", kind)
+                    plan.live, plan.listed = live, True
+
+        await asyncio.gather(*(self._bounded(read(c, m)) for c, m in groups.items()))
+
     async def _plan_all(self, plans: list[_Plan], opts: ApplyOptions) -> list[str]:
         todo = [p for p in plans if not p.deferred]
+        if opts.owned_selector:
+            await self._list_owned(todo, opts.owned_selector)
         results = await asyncio.gather(*(self._bounded(self._plan_one(p, opts)) for p in todo))
         errors = []
         for plan, error in zip(todo, results, strict=True):
@@ -258,7 +322,8 @@ class ResourceManager:
                 await self._recreate(plan, opts)
             elif plan.cleanup:
                 await self.kube.patch(path, plan.cleanup, patch_type="json")
-            await self.kube.apply(path, obj, field_manager=self.owner, force=True)
+            payload = obj if plan.recreate or plan.payload is None else plan.payload
+            await self.kube.apply(path, payload, field_manager=self.owner, force=True)
         except ApiError as e:
             raise ApplyError([f"{o.describe(obj)} apply failed: {_message(e)}"]) from e
 
@@ -350,13 +415,19 @@ class ResourceManager:
             return None
         return await self._get(resource, obj)
 
-    async def status_of(self, obj: Mapping[str, Any]) -> kstatus.ResourceStatus:
-        """Flux's status reader chain for one object (NotFound when it is gone)."""
+    async def status_of(
+        self, obj: Mapping[str, Any], readers: Mapping[tuple[str, str], StatusReader] | None = None
+    ) -> kstatus.ResourceStatus:
+        """Flux's status reader chain for one object (NotFound when it is gone); a reader in
+        `readers` for the object's (group, kind) comes first, as Flux's custom readers do."""
         ref = kstatus.ObjRef.of(obj)
         try:
             live = await self._live(obj)
         except ApiError as e:
             return kstatus.ResourceStatus(ref, kstatus.Status.UNKNOWN, error=_message(e))
+        reader = (readers or {}).get((ref.group, ref.kind))
+        if reader is not None:
+            return reader(ref, live)
         pods: list[o.Obj] = []
         if live is not None and o.kind(live) in ("ReplicaSet", "StatefulSet"):
             pods = await self._pods_of(live)
@@ -384,15 +455,17 @@ class ResourceManager:
         within: float,
         interval: float = 2.0,
         fail_fast: bool = True,
+        readers: Mapping[tuple[str, str], StatusReader] | None = None,
     ) -> None:
         """Until every object is Current, as Flux's WaitForSet; TimeoutError with Flux's
-        text ("timeout waiting for: [...]", "failed early due to stalled resources: [...]")."""
+        text ("timeout waiting for: [...]", "failed early due to stalled resources: [...]").
+        `readers`: custom status readers per (group, kind), see status_of."""
         check = kstatus.HealthCheck((kstatus.ObjRef.of(x) for x in objs), fail_fast=fail_fast)
         by_ref = {kstatus.ObjRef.of(x): x for x in objs}
 
         async def settled() -> bool:
             results = await asyncio.gather(
-                *(self._bounded(self.status_of(by_ref[ref])) for ref in check.refs)
+                *(self._bounded(self.status_of(by_ref[ref], readers)) for ref in check.refs)
             )
             done = False
             for rs in results:
@@ -475,6 +548,7 @@ __all__ = [
     "ApplyError",
     "ApplyOptions",
     "ResourceManager",
+    "StatusReader",
     "dry_run_error",
     "stages",
 ]
