@@ -203,3 +203,33 @@ async def test_status_updates_by_other_controllers_do_not_wake_it(
     await until(status_moved_and_ready, 30, "Deployment status updated", controller)
     await asyncio.sleep(max(0.0, 10 - (time.monotonic() - started)))
     assert await reconciles(controller, namespace, "apps") == count
+
+
+async def test_pruning_does_not_wake_it_again(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(
+        files={"apps/a.yaml": cm("a", namespace, v="1"), "apps/b.yaml": cm("b", namespace, v="1")}
+    )
+    await git_source(kube, namespace, "repo", git_http, repo, interval="1h")
+    await create_ks(kube, namespace, "apps", path="./apps", interval="1h")
+    await wait_ks(
+        kube, namespace, "apps", applied(f"main@sha1:{repo.head('main')}"), "apply", controller
+    )
+    await watching(controller, "v1/ConfigMap")
+    count = await reconciles(controller, namespace, "apps")
+
+    sha = repo.commit({"apps/b.yaml": None})
+    await kube.patch(
+        f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/gitrepositories/repo",
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "prune"}}},
+    )
+    await wait_ks(kube, namespace, "apps", applied(f"main@sha1:{sha}"), "prune", controller)
+    assert await get_cm(kube, namespace, "b") is None
+    await asyncio.sleep(3)  # long enough for a wake-up (0.5 s) and its reconcile
+    assert await reconciles(controller, namespace, "apps") == count + 1

@@ -598,6 +598,9 @@ class KustomizationReconciler:
         if obj.spec.prune:
             stale = inventory.stale(old_inventory, new_entries)
             if stale:
+                # Record the new inventory first: the drift watch then knows these objects
+                # are being pruned rather than deleted behind the Kustomization's back.
+                await self._patch_status(run)
                 pruned, errors = await manager.delete_all(
                     [r.as_object() for r in stale],
                     inclusions=owner_labels(obj),
