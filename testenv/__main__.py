@@ -1,4 +1,4 @@
-"""python -m testenv build|up|down|status|kubeconfig"""
+"""python -m testenv build|build-peers|up|down|status|kubeconfig"""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="compile the pinned binaries (a no-op when cached)")
     b.add_argument("--force", action="store_true", help="rebuild even when cached")
+    bp = sub.add_parser(
+        "build-peers", help="compile Flux's source- and kustomize-controller for the benchmarks"
+    )
+    bp.add_argument("--force", action="store_true", help="rebuild even when cached")
     for name, text in (
         ("up", "start a plane and print its KUBECONFIG"),
         ("down", "stop the plane's processes and remove its state"),
@@ -27,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "build":
             build.build(force=args.force)
+        elif args.cmd == "build-peers":
+            from testenv import peers  # never imported by CI's `build`
+
+            for path in peers.build_peers(force=args.force):
+                print(path)
         elif args.cmd == "up":
             state = plane.up(args.dir)
             print(f"export KUBECONFIG={state.kubeconfig}")

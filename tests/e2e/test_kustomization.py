@@ -162,7 +162,9 @@ async def test_commit_applies_change_updates_and_removal_prunes(
         created[0]["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/revision"]
         == f"main@sha1:{sha}"
     )
-    assert any(e["reason"] == "ReconciliationSucceeded" for e in events)
+    succeeded = [e for e in events if e["reason"] == "ReconciliationSucceeded"]
+    # Flux writes the interval as Go prints a duration: 10m becomes 10m0s.
+    assert succeeded and succeeded[0]["message"].endswith(", next run in 10m0s")
 
     # A change is applied, and objects removed from Git are pruned (unless they opt out).
     sha2 = repo.commit(

@@ -747,3 +747,33 @@ async def test_a_second_worker_starts_only_when_builds_overlap(tmp_path: Path) -
         assert started() == 2
     finally:
         await engine.aclose()
+
+
+async def test_a_build_of_the_same_artifact_is_remembered(
+    tmp_path: Path, engine: kb.Engine
+) -> None:
+    write(tmp_path, {"kustomization.yaml": "resources: [a.yaml]\n", "a.yaml": cm("a")})
+    first = await run(engine, tmp_path, cache_key="sha256:one")
+    first[0]["metadata"]["name"] = "changed by the caller"
+    # The tree is immutable for a given digest; breaking it shows the build is not run again.
+    (tmp_path / "a.yaml").write_text("not: [valid")
+    again = await run(engine, tmp_path, cache_key="sha256:one")
+    assert again == await run(engine, tmp_path, cache_key="sha256:one")
+    assert again[0]["metadata"]["name"] == "a", "callers get their own copy"
+    with pytest.raises(kb.BuildError):
+        await run(engine, tmp_path, cache_key="sha256:two")
+    with pytest.raises(kb.BuildError):
+        await run(engine, tmp_path)  # no key: never cached
+
+
+def test_build_cache_evicts_the_least_recently_used() -> None:
+    cache = kb._BuildCache(limit=400)
+    obj = [{"kind": "ConfigMap", "data": {"k": "x" * 50}}]
+    for key in ("a", "b", "c", "d"):
+        cache.put(key, obj)
+    assert cache.get("a") is not None  # a is now the most recent
+    cache.put("e", obj)
+    assert cache.get("b") is None and cache.get("a") is not None
+    assert cache.size <= cache.limit
+    cache.put("huge", [{"data": "y" * 200}])  # more than a quarter of the limit: not kept
+    assert cache.get("huge") is None

@@ -52,7 +52,8 @@ import struct
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -441,12 +442,46 @@ class _Thread:
         )
 
 
+class _BuildCache:
+    """Build outputs as compact JSON, least recently used first out beyond `limit` bytes.
+    Stored serialised so that callers, which modify the objects they get, never share them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
+
+    def get(self, key: Hashable) -> list[dict[str, Any]] | None:
+        data = self._entries.get(key)
+        if data is None:
+            return None
+        self._entries.move_to_end(key)
+        objects: list[dict[str, Any]] = json.loads(data)
+        return objects
+
+    def put(self, key: Hashable, objects: list[dict[str, Any]]) -> None:
+        data = json.dumps(objects, separators=(",", ":")).encode()
+        if len(data) > self.limit // 4:
+            return  # one huge build must not push everything else out
+        old = self._entries.pop(key, None)
+        self.size += len(data) - (len(old) if old is not None else 0)
+        self._entries[key] = data
+        while self.size > self.limit and self._entries:
+            _, evicted = self._entries.popitem(last=False)
+            self.size -= len(evicted)
+
+
 class Engine:
     """Builds kustomizations; see the module docstring for what `isolation` trades.
 
     `workers` bounds how many builds run at once in process isolation (in thread isolation
     one build runs at a time, as in Flux). `workspace` is where private views are made; put it
     on the artifacts' filesystem so that views are hard links rather than copies.
+
+    A build given a `cache_key` (the digest of an immutable artifact) is remembered: the same
+    key, path, generated kustomization file and options give the same objects without running
+    kustomize again, as long as nothing was fetched from a remote base (which may change
+    behind the same digest). `cache_bytes` bounds the memory this takes.
     """
 
     def __init__(
@@ -455,6 +490,7 @@ class Engine:
         isolation: Isolation = "process",
         workers: int = 1,
         workspace: Path | str | None = None,
+        cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -463,6 +499,7 @@ class Engine:
         self.workspace = Path(workspace) if workspace is not None else None
         self._pool: _Pool | None = None
         self._thread: _Thread | None = None
+        self._cache = _BuildCache(cache_bytes)
 
     def _process_pool(self) -> _Pool:
         if self._pool is None:
@@ -480,17 +517,28 @@ class Engine:
         timeout: float,  # noqa: ASYNC109
         max_output_bytes: int,
         reorder: Reorder = "none",
+        cache_key: str = "",
     ) -> list[dict[str, Any]]:
         """The objects kustomize builds from `path` (spec.path) in the artifact at `root`.
 
         With `generated` (from `generator.generate` for the same root and path), the build sees
         that kustomization file, as Flux's does. `reorder="legacy"` gives `kubectl kustomize`'s
         order instead of Flux's. Raises BuildError (subclasses for refusals, timeouts, crashes
-        and oversized output).
+        and oversized output). `cache_key`: see the class docstring.
         """
+        key = (
+            (cache_key, path, generated.content if generated else None, allow_remote_bases,
+             reorder, max_output_bytes)
+            if cache_key
+            else None
+        )  # fmt: skip
+        if key is not None:
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
         try:
             async with asyncio.timeout(timeout):
-                return await self._build(
+                objects, remote = await self._build(
                     Path(root), path, generated, allow_remote_bases, max_output_bytes, reorder
                 )
         except TimeoutError:
@@ -500,6 +548,9 @@ class Engine:
                 if self.isolation == "thread"
                 else f"{_PREFIX}timeout after {timeout:g}s"
             ) from None
+        if key is not None and not remote:
+            self._cache.put(key, objects)
+        return objects
 
     async def _build(
         self,
@@ -509,7 +560,8 @@ class Engine:
         allow_remote_bases: bool,
         max_output_bytes: int,
         reorder: Reorder,
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The objects, and whether a remote base was part of the build."""
         root = await asyncio.to_thread(root.resolve)
         try:
             directory = await asyncio.to_thread(resolve_path, root, path)
@@ -545,7 +597,7 @@ class Engine:
                 objects = await self._process_pool().run(
                     target, reorder, max_output_bytes, retire=build_plan.openapi
                 )
-            return _check_identity(objects)
+            return _check_identity(objects), bool(build_plan.remote)
         finally:
             if prepared.done():
                 await asyncio.to_thread(shutil.rmtree, view, True)
@@ -624,10 +676,12 @@ async def build_kustomization(
     timeout: float,  # noqa: ASYNC109 - enforced by the engine, see Engine.build
     max_output_bytes: int,
     engine: Engine | None = None,
+    cache_key: str = "",
 ) -> list[dict[str, Any]]:
     """Flux's steps 10 and 11: generate the kustomization file for the spec, then build.
 
     Raises GeneratorError (step 10) or BuildError (step 11); the timeout covers both.
+    `cache_key` is the artifact's digest when `root` is an immutable unpacked artifact.
     """
     engine = engine or default_engine()
     loop = asyncio.get_running_loop()
@@ -644,4 +698,5 @@ async def build_kustomization(
         allow_remote_bases=allow_remote_bases,
         timeout=max(deadline - loop.time(), 0.0),
         max_output_bytes=max_output_bytes,
+        cache_key=cache_key,
     )

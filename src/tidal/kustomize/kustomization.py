@@ -389,7 +389,7 @@ class KustomizationReconciler:
         if _is_ready(obj):
             message = (
                 f"Reconciliation finished in {format_duration(time.monotonic() - run.started)}, "
-                f"next run in {obj.spec.interval}"
+                f"next run in {format_duration(parse_duration(obj.spec.interval))}"
             )
             log.info(message, extra={"kustomization": f"{meta.namespace}/{meta.name}"})
             self._event(run, "info", message, {COMMIT_STATUS_KEY: COMMIT_STATUS_UPDATE})
@@ -534,12 +534,14 @@ class KustomizationReconciler:
             async with self.artifacts.unpacked(
                 str(artifact.get("url", "")), str(artifact.get("digest", ""))
             ) as tree:
-                await self._apply_revision(run, tree, old_inventory)
+                await self._apply_revision(
+                    run, tree, old_inventory, str(artifact.get("digest", ""))
+                )
         except ArtifactError as e:
             raise self._fail(run, ARTIFACT_FAILED, str(e)) from None
 
     async def _apply_revision(
-        self, run: _Run, tree: Path, old_inventory: list[ResourceRef]
+        self, run: _Run, tree: Path, old_inventory: list[ResourceRef], digest: str
     ) -> None:
         obj = run.obj
         timeout = format_duration(timeout_of(obj))
@@ -562,7 +564,7 @@ class KustomizationReconciler:
         except RemoteConfigError as e:
             raise self._fail(run, RECONCILIATION_FAILED, str(e)) from None
         try:
-            objects, manifests = await self.renderer.render(tree, obj, self.kube)
+            objects, manifests = await self.renderer.render(tree, obj, self.kube, digest=digest)
         except RenderError as e:
             raise self._fail(run, BUILD_FAILED, str(e)) from None
         checksum = history.digest(manifests)

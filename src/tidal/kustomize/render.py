@@ -103,9 +103,11 @@ class Renderer:
         return substitute.merge_variables(sources, post.substitute)
 
     async def render(
-        self, tree: Path, obj: Kustomization, kube: Kube
+        self, tree: Path, obj: Kustomization, kube: Kube, *, digest: str = ""
     ) -> tuple[list[dict[str, Any]], bytes]:
-        """The objects to apply and the manifests they came from (for the history digest)."""
+        """The objects to apply and the manifests they came from (for the history digest).
+        `digest` is the artifact's verified digest: the same build of the same immutable tree
+        is then not run twice (see kustomize.build.Engine)."""
         if obj.spec.decryption is not None:
             raise RenderError(
                 "decryption with provider 'sops' is not supported by tidal yet: nothing from "
@@ -121,6 +123,7 @@ class Renderer:
                 timeout=self.build_timeout,
                 max_output_bytes=self.max_output_bytes,
                 engine=self.engine,
+                cache_key=digest,
             )
         except (kbuild.BuildError, generator.GeneratorError) as e:
             raise RenderError(str(e)) from None

@@ -1,0 +1,162 @@
+"""Flux's kustomize-controller, compiled from its pinned Go module, as a benchmark peer.
+
+`python -m testenv build-peers` builds it and source-controller (testenv.flux_controllers); CI's
+`python -m testenv build` never does: only the benchmarks run them, and only as executables.
+
+v1.9.5 is the release flux v2.9.5 ships (its manifests/bases). Its main package is the module
+root and its go:embed directives are all in _test.go files, so a wrapper module suffices; it
+repeats the go.mod replace directives Go ignores in a dependency, so the binary links what a
+release links:
+
+- go-digest at the pseudo-version with BLAKE3 (as source-controller);
+- kustomize api/kyaml at v0.21.1 (kustomize v5.8.1) and gopkg.in/yaml.v3 at v3.0.1.
+
+`./api` (a nested module, absent from the published zip) needs nothing: the main module requires
+the published api module of the same release.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testenv import flux_controllers
+from testenv.build import Wrapper, _download, cache_root
+
+KUSTOMIZE_CONTROLLER = "github.com/fluxcd/kustomize-controller"
+KUSTOMIZE_CONTROLLER_VERSION = "v1.9.5"
+_REPLACE = {
+    "github.com/opencontainers/go-digest": "v1.0.1-0.20220411205349-bde1400a84be",
+    "sigs.k8s.io/kustomize/api": "v0.21.1",
+    "sigs.k8s.io/kustomize/kyaml": "v0.21.1",
+    "gopkg.in/yaml.v3": "v3.0.1",
+}
+_CRD_DIR = "config/crd/bases/"
+
+
+def kustomize_controller_dir() -> Path:
+    return cache_root() / f"kustomize-controller-{KUSTOMIZE_CONTROLLER_VERSION}"
+
+
+def kustomize_controller_path() -> Path:
+    return kustomize_controller_dir() / "kustomize-controller"
+
+
+def kustomize_controller_wrapper() -> Wrapper:
+    return Wrapper(
+        name="kustomize-controller",
+        require={KUSTOMIZE_CONTROLLER: KUSTOMIZE_CONTROLLER_VERSION},
+        packages={"kustomize-controller": KUSTOMIZE_CONTROLLER},
+        replace=dict(_REPLACE),
+    )
+
+
+def build_kustomize_controller(*, force: bool = False) -> Path:
+    """The path of the pinned kustomize-controller binary, compiling it first unless cached."""
+    target = kustomize_controller_path()
+    if target.is_file() and not force:
+        return target
+    if shutil.which("go") is None:
+        sys.exit("building kustomize-controller needs the Go toolchain on PATH")
+    root = kustomize_controller_dir()
+    work, out = root / "src", root / "bin.partial"
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    start = time.monotonic()
+    # Tolerant tidy: test-only requirements the proxy lacks must not stop the build.
+    flux_controllers._build_tolerant(kustomize_controller_wrapper(), work, out)
+    # Moved into place last so an interrupted build never looks complete.
+    (out / "kustomize-controller").replace(target)
+    shutil.rmtree(out, ignore_errors=True)
+    took = time.monotonic() - start
+    print(f"kustomize-controller {KUSTOMIZE_CONTROLLER_VERSION} built in {took:.0f}s: {target}")
+    return target
+
+
+def build_peers(*, force: bool = False) -> list[Path]:
+    """Both Flux controllers the Kustomization benchmark runs; cached ones are reused."""
+    return [
+        flux_controllers.build_source_controller(force=force),
+        build_kustomize_controller(force=force),
+    ]
+
+
+def is_built() -> bool:
+    return (
+        flux_controllers.source_controller_path().is_file()
+        and kustomize_controller_path().is_file()
+    )
+
+
+def _module_crds(module: str, version: str) -> list[dict[str, Any]]:
+    zip_path = _download(f"{module}@{version}")["Zip"]
+    prefix = f"{module}@{version}/{_CRD_DIR}"
+    crds: list[dict[str, Any]] = []
+    with zipfile.ZipFile(zip_path) as z:
+        for name in sorted(z.namelist()):
+            if name.startswith(prefix) and name.endswith(".yaml"):
+                docs = yaml.safe_load_all(z.read(name))
+                crds += [d for d in docs if d and d.get("kind") == "CustomResourceDefinition"]
+    return crds
+
+
+def flux_crds() -> list[dict[str, Any]]:
+    """Every CRD the two controllers watch, from their modules' config/crd/bases: source
+    kinds (kustomize-controller watches those too) and Kustomization."""
+    return flux_controllers.flux_crds() + _module_crds(
+        KUSTOMIZE_CONTROLLER, KUSTOMIZE_CONTROLLER_VERSION
+    )
+
+
+@dataclass
+class KustomizeControllerArgs:
+    """How to run kustomize-controller as a plain process against a kubeconfig, outside a Pod."""
+
+    kubeconfig: Path
+    metrics_addr: str
+    health_addr: str
+    concurrent: int = 4
+    namespace: str = "flux-system"
+    extra: list[str] = field(default_factory=list)
+
+    def argv(self, binary: Path) -> list[str]:
+        return [
+            str(binary),
+            f"--metrics-addr={self.metrics_addr}",
+            f"--health-addr={self.health_addr}",
+            f"--concurrent={self.concurrent}",
+            "--enable-leader-election=false",
+            "--watch-all-namespaces=true",
+            # No notification-controller: events go to the API server only.
+            "--events-addr=",
+            "--log-level=info",
+            "--log-encoding=json",
+            *self.extra,
+        ]
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        # It has no --kubeconfig flag: controller-runtime reads $KUBECONFIG.
+        return {**base, "KUBECONFIG": str(self.kubeconfig), "RUNTIME_NAMESPACE": self.namespace}
+
+
+def start_kustomize_controller(
+    args: KustomizeControllerArgs, log: Path, base_env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    binary = build_kustomize_controller()
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            args.argv(binary),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=args.env(base_env),
+        )
