@@ -366,3 +366,54 @@ async def test_force_recreates_objects_whose_immutable_fields_change(
     new_svc = await kube.get(svc_path)
     assert new_svc["metadata"]["uid"] != old_svc["metadata"]["uid"]
     assert new_svc["spec"]["clusterIP"] == ip2
+
+
+async def test_additive_ready_expressions_keep_the_ready_check(
+    kube: Kube,
+    cluster: Cluster,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+    tmp_path: Path,
+) -> None:
+    repo = git_repo(files={"apps/a.yaml": cm("app", namespace)})
+    await git_source(kube, namespace, "repo", git_http, repo)
+    labels = {TENANT: "additive"}
+
+    async def create(name: str, **spec: Any) -> None:
+        body = {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {
+                "interval": "10m",
+                "prune": True,
+                "sourceRef": {"kind": "GitRepository", "name": "repo"},
+                **spec,
+            },
+        }
+        await kube.request(
+            "POST",
+            f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{namespace}/kustomizations",
+            body=body,
+        )
+
+    with run_controller(
+        cluster.kubeconfig,
+        tmp_path,
+        "--feature-gates",
+        "AdditiveCELDependencyCheck=true",
+        "--watch-label-selector",
+        f"{TENANT}=additive",
+    ) as additive:
+        # The dependency never becomes Ready (its path does not exist); the expression alone
+        # would let the dependent go ahead, but with the gate both checks must pass.
+        await create("infra", path="missing")
+        await create("apps", path="apps", dependsOn=[{"name": "infra", "readyExpr": "true"}])
+        obj = await wait_ks(
+            kube, namespace, "apps", failed("DependencyNotReady"), "dependency wait", additive
+        )
+    assert condition(obj, "Ready")["message"] == f"dependency '{namespace}/infra' is not ready"
+    assert await get_cm(kube, namespace, "app") is None
