@@ -357,6 +357,9 @@ def _up_once(directory: Path | None, *, timeout: float) -> State:
                     "--concurrent-deployment-syncs=10",
                     "--concurrent-replicaset-syncs=10",
                     "--concurrent-namespace-syncs=10",
+                    # kwok renews the fake nodes' leases; on a starved 2-core machine a late
+                    # renewal must not turn a node NotReady and every pod on it unready.
+                    "--node-monitor-grace-period=3m",
                 ],
                 directory,
             )

@@ -69,7 +69,20 @@ async def test_install_applies_everything_and_is_idempotent(cluster: Cluster, ku
     )
 
     second = tidal(cluster, "install", "-n", ns, "--timeout", "2m")
-    assert second.returncode == 0, second.stderr
+    if second.returncode != 0:
+        # Say why the Deployment was not ready (a flake seen once under load).
+        nodes = await kube.get("/api/v1/nodes")
+        pods = await kube.get(f"/api/v1/namespaces/{ns}/pods")
+        detail = {
+            "nodes": [
+                (n["metadata"]["name"], n["status"].get("conditions")) for n in nodes["items"]
+            ],
+            "pods": [(p["metadata"]["name"], p.get("status")) for p in pods["items"]],
+            "deployment": (
+                await kube.get(f"/apis/apps/v1/namespaces/{ns}/deployments/tidal-controller")
+            ).get("status"),
+        }
+        pytest.fail(f"{second.stderr}\n{detail}")
     assert "created" not in second.stderr and "configured" not in second.stderr
 
 

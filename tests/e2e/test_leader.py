@@ -178,3 +178,43 @@ def test_durations_are_validated_like_client_go(kube: Kube) -> None:
         LeaderElector(kube, name="x", namespace="y", lease_duration=30, renew_deadline=30)
     with pytest.raises(ValueError, match="retry_period"):
         LeaderElector(kube, name="x", namespace="y", renew_deadline=6, retry_period=5)
+
+
+async def test_watches_beside_the_controllers_stop_when_leadership_is_lost(
+    kube: Kube, namespace: str
+) -> None:
+    from tidal.runtime.manager import Manager, ManagerOptions
+
+    name = lease_name("tidal-runnables")
+    running: list[bool] = []
+
+    async def stopped() -> None:
+        running.append(False)
+
+    manager = Manager(
+        kube,
+        ManagerOptions(
+            metrics_addr="127.0.0.1:0",
+            health_addr="127.0.0.1:0",
+            leader_election=True,
+            lease_name=name,
+            lease_namespace=namespace,
+            lease_duration=LEASE,
+            renew_deadline=RENEW,
+            retry_period=RETRY,
+        ),
+    )
+    manager.add_runnable(lambda: running.append(True), stopped)
+    stop = asyncio.Event()
+    task = asyncio.create_task(manager.run(stop))
+    try:
+        await eventually(lambda: running == [True], 5, "started while leading")
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
+        current = await kube.get(path)
+        current["spec"].update(holderIdentity="intruder", leaseDurationSeconds=60)
+        await kube.replace(path, current)
+        await eventually(lambda: running == [True, False], RENEW + 2, "stopped on losing it")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert running == [True, False], "stopped once, not again at shutdown"

@@ -307,13 +307,12 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
                 kind, ks_informer.list, ks_controller.enqueue
             )
             configs.add_handler(on_add=on_add, on_update=on_update, on_delete=on_delete)
-            configs.start()
-            manager.on_stop.append(configs.stop)
+            manager.add_runnable(configs.start, configs.stop)
     if flags["drift_watch"]:
         drift = DriftWatch(
             kube, ks_informer, ks_controller.enqueue, registry=manager.registry.registry
         )
-        drift.start()
+        manager.add_runnable(drift.start, drift.pause)
         manager.on_stop.append(drift.close)
     manager.serve(artifact_app(storage), flags["storage_addr"])
     manager.on_stop += [

@@ -382,9 +382,12 @@ class DriftWatch:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Watch what the inventories list (again, after `pause`)."""
         self._task = asyncio.create_task(self._sync_loop(), name="drift watch")
+        self._dirty.set()
 
-    async def close(self) -> None:
+    async def pause(self) -> None:
+        """Stop watching (this replica stopped reconciling); `start` resumes."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -393,6 +396,9 @@ class DriftWatch:
             pending.timer.cancel()
         self._pending.clear()
         await self._stop_watches(list(self.watches))
+
+    async def close(self) -> None:
+        await self.pause()
         await self._client.close()
 
     async def _sync_loop(self) -> None:

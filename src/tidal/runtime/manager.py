@@ -50,9 +50,21 @@ class Manager:
     _servers: list[Server] = field(default_factory=list)
     _started: list[Controller] = field(default_factory=list)
     _leading: bool = False
+    # watches that only make sense while this replica reconciles: (start, stop) pairs
+    _runnables: list[tuple[Callable[[], object], Callable[[], Awaitable[object]]]] = field(
+        default_factory=list
+    )
+    _running: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
     def add(self, controller: Controller) -> None:
         self.controllers.append(controller)
+
+    def add_runnable(
+        self, start: Callable[[], object], stop: Callable[[], Awaitable[object]]
+    ) -> None:
+        """Something to run beside the controllers, only while they run (while this replica
+        leads): started after them, stopped before them."""
+        self._runnables.append((start, stop))
 
     def serve(self, app: web.Application, addr: str) -> Server:
         server = Server(app, addr)
@@ -73,9 +85,14 @@ class Manager:
         for c in self.controllers:
             await c.start()
             self._started.append(c)
+        for start, stop in self._runnables:
+            start()
+            self._running.append(stop)
         log.info("controllers started", extra={"controllers": [c.name for c in self._started]})
 
     async def _stop_controllers(self) -> None:
+        running, self._running = self._running, []
+        await asyncio.gather(*(stop() for stop in running), return_exceptions=True)
         stops = [c.stop(self.options.graceful_shutdown) for c in self._started]
         await asyncio.gather(*stops, return_exceptions=True)
         self._started.clear()
