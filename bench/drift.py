@@ -68,15 +68,19 @@ def manifests(n: int) -> str:
     return "---\n".join(docs)
 
 
-def requests_by_resource(kubeconfig: Path) -> Counter[str]:
-    text = subprocess.run(
+def apiserver_metrics(kubeconfig: Path) -> str:
+    """The API server's /metrics, fetched as kubectl does (one request, counted like any)."""
+    return subprocess.run(
         ["kubectl", "--kubeconfig", str(kubeconfig), "get", "--raw", "/metrics"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
+
+
+def requests_by_resource(kubeconfig: Path) -> Counter[str]:
     counts: Counter[str] = Counter()
-    for line in text.splitlines():
+    for line in apiserver_metrics(kubeconfig).splitlines():
         m = _SAMPLE.fullmatch(line)
         if m:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', m[1]))
@@ -98,15 +102,11 @@ async def idle_load(kubeconfig: Path, seconds: float) -> tuple[int, Counter[str]
 def tidal_requests(kubeconfig: Path) -> int:
     """Requests the API server dispatched for ServiceAccounts outside kube-system: only the
     tidal controller's (API Priority and Fairness counts them per flow schema)."""
-    text = subprocess.run(
-        ["kubectl", "--kubeconfig", str(kubeconfig), "get", "--raw", "/metrics"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
     series = 'apiserver_flowcontrol_dispatched_requests_total{flow_schema="service-accounts"'
     return sum(
-        int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if line.startswith(series)
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in apiserver_metrics(kubeconfig).splitlines()
+        if line.startswith(series)
     )
 
 

@@ -419,35 +419,34 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return {}
 
 
-def applied(revision: str) -> Check:
+def ready_with(field: str, value: str) -> Check:
+    """Ready=True with status.<field> at `value`: Ready alone may still be the last run's."""
+
     def check(obj: dict[str, Any] | None) -> bool:
         return (
             obj is not None
             and condition(obj, "Ready").get("status") == "True"
-            and (obj.get("status") or {}).get("lastAppliedRevision") == revision
+            and (obj.get("status") or {}).get(field) == value
         )
 
     return check
+
+
+def applied(revision: str) -> Check:
+    return ready_with("lastAppliedRevision", revision)
 
 
 def handled(token: str) -> Check:
-    def check(obj: dict[str, Any] | None) -> bool:
-        return (
-            obj is not None
-            and condition(obj, "Ready").get("status") == "True"
-            and (obj.get("status") or {}).get("lastHandledReconcileAt") == token
-        )
-
-    return check
+    return ready_with("lastHandledReconcileAt", token)
 
 
 def has_artifact(revision: str) -> Check:
     def check(obj: dict[str, Any] | None) -> bool:
-        artifact = ((obj or {}).get("status") or {}).get("artifact") or {}
+        if obj is None:
+            return False
+        artifact = (obj.get("status") or {}).get("artifact") or {}
         return (
-            artifact.get("revision") == revision
-            and obj is not None
-            and (condition(obj, "Ready").get("status") == "True")
+            artifact.get("revision") == revision and condition(obj, "Ready").get("status") == "True"
         )
 
     return check
@@ -541,11 +540,7 @@ class Sampler(threading.Thread):
 
     def cpu_s(self) -> float:
         """CPU seconds of the processes, their reaped children and their live descendants."""
-        total = 0.0
-        for pid in self.pids():
-            with contextlib.suppress(OSError):
-                total += _cpu_s(pid)
-        return total
+        return sum(self.cpu_of(root) for root in self.roots)
 
     def cpu_of(self, root: int) -> float:
         """CPU seconds of one root process and its descendants."""

@@ -77,34 +77,42 @@ def _build_tolerant(w: Wrapper, work: Path, out: Path) -> None:
     _run(["go", "build", "-trimpath", "-ldflags", flags, "-o", str(out / name), pkg], src)
 
 
-def build_source_controller(*, force: bool = False) -> Path:
-    """The path of the pinned source-controller binary, compiling it first unless cached."""
-    target = source_controller_path()
+def build_cached(w: Wrapper, target: Path, version: str, *, force: bool = False) -> Path:
+    """`target`, the binary of `w`'s one package, compiling it into target's directory first
+    unless it is cached there (testenv.peers builds kustomize-controller the same way)."""
     if target.is_file() and not force:
         return target
     if shutil.which("go") is None:
-        sys.exit("building source-controller needs the Go toolchain on PATH")
-    root = source_controller_dir()
+        sys.exit(f"building {w.name} needs the Go toolchain on PATH")
+    root = target.parent
     work, out = root / "src", root / "bin.partial"
     root.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     start = time.monotonic()
-    _build_tolerant(source_controller_wrapper(), work, out)
+    _build_tolerant(w, work, out)
     # Move into place last so an interrupted build never looks complete.
-    (out / "source-controller").replace(target)
+    (out / target.name).replace(target)
     shutil.rmtree(out, ignore_errors=True)
     took = time.monotonic() - start
-    print(f"source-controller {SOURCE_CONTROLLER_VERSION} built in {took:.0f}s: {target}")
+    print(f"{w.name} {version} built in {took:.0f}s: {target}")
     return target
 
 
-def flux_crds() -> list[dict[str, Any]]:
-    """Every CRD source-controller serves, as published in its module's config/crd/bases.
+def build_source_controller(*, force: bool = False) -> Path:
+    """The path of the pinned source-controller binary, compiling it first unless cached."""
+    return build_cached(
+        source_controller_wrapper(),
+        source_controller_path(),
+        SOURCE_CONTROLLER_VERSION,
+        force=force,
+    )
 
-    The controller watches all of its kinds and does not start until each CRD exists."""
-    zip_path = _download(f"{SOURCE_CONTROLLER}@{SOURCE_CONTROLLER_VERSION}")["Zip"]
-    prefix = f"{SOURCE_CONTROLLER}@{SOURCE_CONTROLLER_VERSION}/{_CRD_DIR}"
+
+def module_crds(module: str, version: str) -> list[dict[str, Any]]:
+    """The CRDs a controller module publishes in its config/crd/bases."""
+    zip_path = _download(f"{module}@{version}")["Zip"]
+    prefix = f"{module}@{version}/{_CRD_DIR}"
     crds: list[dict[str, Any]] = []
     with zipfile.ZipFile(zip_path) as z:
         for name in sorted(z.namelist()):
@@ -112,6 +120,13 @@ def flux_crds() -> list[dict[str, Any]]:
                 docs = yaml.safe_load_all(z.read(name))
                 crds += [d for d in docs if d and d.get("kind") == "CustomResourceDefinition"]
     return crds
+
+
+def flux_crds() -> list[dict[str, Any]]:
+    """Every CRD source-controller serves, as published in its module's config/crd/bases.
+
+    The controller watches all of its kinds and does not start until each CRD exists."""
+    return module_crds(SOURCE_CONTROLLER, SOURCE_CONTROLLER_VERSION)
 
 
 @dataclass

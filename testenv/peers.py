@@ -17,19 +17,13 @@ the published api module of the same release.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
-import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from testenv import flux_controllers
-from testenv.build import Wrapper, _download, cache_root
+from testenv.build import Wrapper, cache_root
 
 KUSTOMIZE_CONTROLLER = "github.com/fluxcd/kustomize-controller"
 KUSTOMIZE_CONTROLLER_VERSION = "v1.9.5"
@@ -39,7 +33,6 @@ _REPLACE = {
     "sigs.k8s.io/kustomize/kyaml": "v0.21.1",
     "gopkg.in/yaml.v3": "v3.0.1",
 }
-_CRD_DIR = "config/crd/bases/"
 
 
 def kustomize_controller_dir() -> Path:
@@ -60,26 +53,16 @@ def kustomize_controller_wrapper() -> Wrapper:
 
 
 def build_kustomize_controller(*, force: bool = False) -> Path:
-    """The path of the pinned kustomize-controller binary, compiling it first unless cached."""
-    target = kustomize_controller_path()
-    if target.is_file() and not force:
-        return target
-    if shutil.which("go") is None:
-        sys.exit("building kustomize-controller needs the Go toolchain on PATH")
-    root = kustomize_controller_dir()
-    work, out = root / "src", root / "bin.partial"
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    start = time.monotonic()
-    # Tolerant tidy: test-only requirements the proxy lacks must not stop the build.
-    flux_controllers._build_tolerant(kustomize_controller_wrapper(), work, out)
-    # Moved into place last so an interrupted build never looks complete.
-    (out / "kustomize-controller").replace(target)
-    shutil.rmtree(out, ignore_errors=True)
-    took = time.monotonic() - start
-    print(f"kustomize-controller {KUSTOMIZE_CONTROLLER_VERSION} built in {took:.0f}s: {target}")
-    return target
+    """The path of the pinned kustomize-controller binary, compiling it first unless cached.
+
+    Built as source-controller is: its tolerant tidy lets test-only requirements the proxy
+    lacks be missing."""
+    return flux_controllers.build_cached(
+        kustomize_controller_wrapper(),
+        kustomize_controller_path(),
+        KUSTOMIZE_CONTROLLER_VERSION,
+        force=force,
+    )
 
 
 def build_peers(*, force: bool = False) -> list[Path]:
@@ -97,22 +80,10 @@ def is_built() -> bool:
     )
 
 
-def _module_crds(module: str, version: str) -> list[dict[str, Any]]:
-    zip_path = _download(f"{module}@{version}")["Zip"]
-    prefix = f"{module}@{version}/{_CRD_DIR}"
-    crds: list[dict[str, Any]] = []
-    with zipfile.ZipFile(zip_path) as z:
-        for name in sorted(z.namelist()):
-            if name.startswith(prefix) and name.endswith(".yaml"):
-                docs = yaml.safe_load_all(z.read(name))
-                crds += [d for d in docs if d and d.get("kind") == "CustomResourceDefinition"]
-    return crds
-
-
 def flux_crds() -> list[dict[str, Any]]:
     """Every CRD the two controllers watch, from their modules' config/crd/bases: source
     kinds (kustomize-controller watches those too) and Kustomization."""
-    return flux_controllers.flux_crds() + _module_crds(
+    return flux_controllers.flux_crds() + flux_controllers.module_crds(
         KUSTOMIZE_CONTROLLER, KUSTOMIZE_CONTROLLER_VERSION
     )
 

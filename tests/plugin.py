@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from testenv import build, plane
+from testenv import build, flux_cli, plane
 from tidal.api import crd
 from tidal.install import apply
 from tidal.kube.client import ApiError, Kube
@@ -90,3 +90,9 @@ async def namespace(kube: Kube, request: pytest.FixtureRequest) -> AsyncIterator
 async def crds(kube: Kube) -> None:
     """tidal's CRDs, applied as `tidal install` applies them and Established."""
     await apply.apply_all(kube, [crd.crd(k) for k in crd.KINDS], within=30)
+
+
+@pytest.fixture(scope="session")
+def flux_bin() -> Path:
+    """The flux CLI the tests compare with, built from its pinned Go module when missing."""
+    return flux_cli.build_flux()

@@ -7,16 +7,13 @@ The test plays kustomize-controller's part: it applies the built objects server-
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from testenv import flux_cli
+from tests.cli_process import Out, assert_same, flux, tidal
 from tests.plugin import Cluster
 from tidal.kube import yamlio
 from tidal.kube.client import Kube
@@ -52,43 +49,11 @@ stringData:
 """
 
 
-@dataclass(frozen=True)
-class Out:
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def _run(argv: list[str]) -> Out:
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return Out(proc.returncode, out.decode(), err.decode())
-
-
-async def tidal(cluster: Cluster, *args: str) -> Out:
-    return await _run(
-        [sys.executable, "-m", "tidal", "--kubeconfig", str(cluster.kubeconfig), *args]
-    )
-
-
-async def flux(cluster: Cluster, *args: str) -> Out:
-    return await _run([str(flux_cli.flux_path()), "--kubeconfig", str(cluster.kubeconfig), *args])
-
-
 async def same_as_flux(cluster: Cluster, *args: str) -> Out:
     """Run both CLIs; when the flux binary is built, their outputs must be identical."""
-    ours = await tidal(cluster, *args)
+    ours = await tidal(cluster.kubeconfig, *args)
     if flux_cli.is_built():
-        theirs = await flux(cluster, *args)
-        assert (ours.code, ours.stdout, ours.stderr) == (
-            theirs.code,
-            theirs.stdout,
-            theirs.stderr,
-        )
+        assert_same(ours, await flux(flux_cli.flux_path(), cluster.kubeconfig, *args))
     return ours
 
 
@@ -129,8 +94,8 @@ async def reconcile_like_the_controller(
     cluster: Cluster, kube: Kube, namespace: str, directory: Path
 ) -> None:
     """Apply what `tidal build` prints and record it in status.inventory."""
-    built = await tidal(cluster, "build", "kustomization", "app", "--path", str(directory),
-                        "-n", namespace)  # fmt: skip
+    built = await tidal(cluster.kubeconfig, "build", "kustomization", "app",
+                        "--path", str(directory), "-n", namespace)  # fmt: skip
     assert built.code == 0, built.stderr
     objects = yamlio.load_all(built.stdout)
     discovery = Discovery(kube)
@@ -236,7 +201,7 @@ async def test_tree_descends_into_nested_kustomizations(
 
 
 async def test_missing_kustomization_is_an_error(cluster: Cluster, namespace: str) -> None:
-    out = await tidal(cluster, "diff", "ks", "nope", "--path", "/", "-n", namespace)
+    out = await tidal(cluster.kubeconfig, "diff", "ks", "nope", "--path", "/", "-n", namespace)
     assert out.code == 2
     assert "failed to get kustomization object" in out.stderr
 

@@ -8,15 +8,14 @@ from typing import Any
 
 import pytest
 
+from tests.cli_process import assert_same, flux, needs_flux, tidal
 from tests.e2e.test_cli_kustomizations import create, kustomization
-from tests.e2e.test_cli_sources import assert_same, flux, flux_bin, needs_flux, tidal
 from tests.plugin import Cluster
 from tidal.cli.events import human_duration
 from tidal.cli.objects import KUSTOMIZATION
 from tidal.kube.client import Kube
 
 pytestmark = pytest.mark.e2e
-__all__ = ["flux_bin"]
 
 # Old enough that the LAST SEEN column cannot change between the two CLIs' runs.
 NOW = datetime.now(UTC)

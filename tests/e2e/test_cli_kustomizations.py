@@ -3,8 +3,8 @@
 Both CLIs run as processes against the same objects; where flux's output is deterministic the
 two must be byte-identical (stdout, stderr and exit status). No Kustomization controller runs
 here, so waits are exercised by their timeout or by the test playing the controller's part
-(writing status). Once tidal's Kustomization controller exists, `create`, `resume` and
-`reconcile [--with-source]` also deserve a test against it, as test_cli_sources has for Git.
+(writing status). `create`, `resume` and `reconcile [--with-source]` against a running
+`tidal controller` still deserve a test, as test_cli_sources has for Git.
 """
 
 from __future__ import annotations
@@ -17,16 +17,8 @@ from typing import Any
 
 import pytest
 
-from testenv import flux_cli
-from tests.e2e.test_cli_sources import (
-    SHA,
-    Out,
-    assert_same,
-    flux,
-    needs_flux,
-    ready_status,
-    tidal,
-)
+from tests.cli_process import Out, assert_same, flux, needs_flux, tidal
+from tests.e2e.test_cli_sources import SHA, create, ready_status, wait_for_object, write_status
 from tests.plugin import Cluster
 from tidal.cli.objects import GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
 from tidal.kube import yamlio
@@ -36,11 +28,6 @@ pytestmark = pytest.mark.e2e
 
 REVISION = f"main@sha1:{SHA}"
 NOWHERE = Path("/nonexistent/kubeconfig")
-
-
-@pytest.fixture(scope="session")
-def flux_bin() -> Path:
-    return flux_cli.build_flux()
 
 
 def kustomization(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
@@ -55,29 +42,6 @@ def kustomization(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
-
-
-async def create(
-    kube: Kube,
-    kind: ObjectKind,
-    obj: dict[str, Any],
-    status: dict[str, Any] | None = None,
-    **metadata: Any,
-) -> dict[str, Any]:
-    obj["metadata"].update(metadata)
-    ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-    live = await kube.request("POST", kind.collection(ns), body=obj)
-    if status is not None:
-        live = await write_status(kube, kind, ns, name, status)
-    return live
-
-
-async def write_status(
-    kube: Kube, kind: ObjectKind, ns: str, name: str, status: dict[str, Any]
-) -> dict[str, Any]:
-    live = await kube.get(kind.path(ns, name))
-    live["status"] = status
-    return await kube.request("PUT", kind.path(ns, name) + "/status", body=live)
 
 
 def applied_status(generation: int, revision: str, **extra: Any) -> dict[str, Any]:
@@ -116,20 +80,6 @@ def failed_status(generation: int, message: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-async def wait_for_object(
-    kube: Kube, kind: ObjectKind, namespace: str, name: str, until: Callable[[Any], bool] = bool
-) -> dict[str, Any]:
-    for _ in range(300):
-        try:
-            live = await kube.get(kind.path(namespace, name))
-        except ApiError:  # not created yet
-            live = {}
-        if live and until(live):
-            return live
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{name} never appeared as expected")
 
 
 def requested(obj: dict[str, Any]) -> bool:

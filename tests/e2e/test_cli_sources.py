@@ -8,18 +8,15 @@ are exercised by their timeout, or by the test playing the controller's part (wr
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from testenv import flux_cli
 from testenv.git_server import GitHTTPServer
+from tests.cli_process import assert_same, flux, needs_flux, tidal
 from tests.controller_process import run_controller
 from tests.fixtures_git import GitRepoFactory, GitSSHServer
 from tests.plugin import Cluster
@@ -35,47 +32,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-def needs_flux(f: F) -> F:
-    """Tests comparing with flux; `slow` only when the flux binary still has to be built."""
-    return f if flux_cli.is_built() else pytest.mark.slow(f)
-
-
-@pytest.fixture(scope="session")
-def flux_bin() -> Path:
-    return flux_cli.build_flux()
-
-
-@dataclass(frozen=True)
-class Out:
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def _run(argv: list[str], stdin: str | None = None) -> Out:
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate((stdin or "").encode()), 120)
-    assert proc.returncode is not None
-    return Out(proc.returncode, out.decode(), err.decode())
-
-
-async def tidal(kubeconfig: Path, *args: str, stdin: str | None = None) -> Out:
-    return await _run(
-        [sys.executable, "-m", "tidal", "--kubeconfig", str(kubeconfig), *args], stdin
-    )
-
-
-async def flux(flux_bin: Path, kubeconfig: Path, *args: str) -> Out:
-    return await _run([str(flux_bin), "--kubeconfig", str(kubeconfig), *args])
-
-
 def git_repository(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": GIT_REPOSITORY.api_version,
@@ -85,24 +41,47 @@ def git_repository(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-async def create_object(
+async def create(
     kube: Kube,
+    kind: ObjectKind,
     obj: dict[str, Any],
     status: dict[str, Any] | None = None,
     **metadata: Any,
 ) -> dict[str, Any]:
+    """Create `obj` (with `metadata` merged in) and, as its controller would, its `status`."""
     obj["metadata"].update(metadata)
     ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-    live = await kube.request("POST", GIT_REPOSITORY.collection(ns), body=obj)
+    live = await kube.request("POST", kind.collection(ns), body=obj)
     if status is not None:
-        live = await write_status(kube, ns, name, status)
+        live = await write_status(kube, kind, ns, name, status)
     return live
 
 
-async def write_status(kube: Kube, ns: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-    live = await kube.get(GIT_REPOSITORY.path(ns, name))
+async def write_status(
+    kube: Kube, kind: ObjectKind, ns: str, name: str, status: dict[str, Any]
+) -> dict[str, Any]:
+    live = await kube.get(kind.path(ns, name))
     live["status"] = status
-    return await kube.request("PUT", GIT_REPOSITORY.path(ns, name) + "/status", body=live)
+    return await kube.request("PUT", kind.path(ns, name) + "/status", body=live)
+
+
+async def wait_for_object(
+    kube: Kube,
+    kind: ObjectKind,
+    namespace: str,
+    name: str,
+    until: Callable[[dict[str, Any]], bool] = bool,
+) -> dict[str, Any]:
+    """The object once it exists and `until` holds: the CLI under test creates or changes it."""
+    for _ in range(300):
+        try:
+            live = await kube.get(kind.path(namespace, name))
+        except ApiError:  # not created yet
+            live = {}
+        if live and until(live):
+            return live
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{name} never appeared as expected")
 
 
 def ready_status(generation: int, revision: str, **extra: Any) -> dict[str, Any]:
@@ -127,10 +106,6 @@ def ready_status(generation: int, revision: str, **extra: Any) -> dict[str, Any]
         ],
         **extra,
     }
-
-
-def assert_same(ours: Out, theirs: Out) -> None:
-    assert (ours.code, ours.stdout, ours.stderr) == (theirs.code, theirs.stdout, theirs.stderr)
 
 
 # -- create ... --export (no cluster needed) ------------------------------------------------------
@@ -250,14 +225,16 @@ async def test_create_secret_git_ssh_generated_keys_look_like_flux_s(
 
 async def _table_objects(kube: Kube, namespace: str, label: str) -> None:
     labels = {"tidal-test": label}
-    await create_object(
+    await create(
         kube,
+        GIT_REPOSITORY,
         git_repository(namespace, "ready", ref={"branch": "main"}),
         ready_status(1, f"main@sha1:{SHA}"),
         labels=labels,
     )
-    await create_object(
+    await create(
         kube,
+        GIT_REPOSITORY,
         git_repository(namespace, "suspended", suspend=True, ignore="", timeout="90s"),
         {
             "observedGeneration": 1,
@@ -274,9 +251,8 @@ async def _table_objects(kube: Kube, namespace: str, label: str) -> None:
         labels=labels,
         annotations={"reconcile.fluxcd.io/requestedAt": "2026-01-01T00:00:00Z"},
     )
-    await create_object(
-        kube, git_repository(namespace, "never-reconciled-with-a-long-name"), labels=labels
-    )
+    long_name = git_repository(namespace, "never-reconciled-with-a-long-name")
+    await create(kube, GIT_REPOSITORY, long_name, labels=labels)
 
 
 @needs_flux
@@ -323,8 +299,9 @@ async def test_export_source_git_is_flux_s(
             "stringData": {"username": "git", "password": "s3cr3t"},
         },
     )
-    await create_object(
+    await create(
         kube,
+        GIT_REPOSITORY,
         git_repository(
             namespace,
             "with-creds",
@@ -438,29 +415,19 @@ async def test_create_waits_for_ready_and_reports_the_revision(
             *["--branch=main", "-n", namespace, "--timeout=30s"],
         )
     )
-    live = await _wait_for_object(kube, namespace, "app")
+    live = await wait_for_object(kube, GIT_REPOSITORY, namespace, "app")
     await write_status(
-        kube, namespace, "app", ready_status(live["metadata"]["generation"], "main@sha1:" + SHA)
+        kube,
+        GIT_REPOSITORY,
+        namespace,
+        "app",
+        ready_status(live["metadata"]["generation"], "main@sha1:" + SHA),
     )
     out = await proc
     assert out.code == 0, out.stderr
     assert out.stderr.endswith(
         f"✔ GitRepository source reconciliation completed\n✔ fetched revision: main@sha1:{SHA}\n"
     )
-
-
-async def _wait_for_object(
-    kube: Kube, namespace: str, name: str, until: Callable[[dict[str, Any]], bool] = bool
-) -> dict[str, Any]:
-    for _ in range(300):
-        try:
-            live = await kube.get(GIT_REPOSITORY.path(namespace, name))
-        except ApiError:  # not created yet
-            live = {}
-        if live and until(live):
-            return live
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{name} never appeared as expected")
 
 
 @pytest.mark.usefixtures("crds")
@@ -483,7 +450,9 @@ async def test_create_secret_git_writes_the_secret(
 async def test_suspend_and_resume_as_flux_sees_them(
     kube: Kube, namespace: str, cluster: Cluster, flux_bin: Path
 ) -> None:
-    await create_object(kube, git_repository(namespace, "app"), ready_status(1, "main@sha1:" + SHA))
+    await create(
+        kube, GIT_REPOSITORY, git_repository(namespace, "app"), ready_status(1, "main@sha1:" + SHA)
+    )
     out = await tidal(cluster.kubeconfig, "suspend", "source", "git", "app", "-n", namespace)
     assert out.code == 0, out.stderr
     assert out.stderr == (
@@ -526,15 +495,19 @@ async def test_suspend_and_resume_as_flux_sees_them(
 async def test_resume_waits_for_the_new_generation(
     kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
-    await create_object(kube, git_repository(namespace, "app", suspend=True))
+    await create(kube, GIT_REPOSITORY, git_repository(namespace, "app", suspend=True))
     task = asyncio.create_task(
         tidal(
             cluster.kubeconfig, "resume", "source", "git", "app", "-n", namespace, "--timeout=30s"
         )
     )
-    live = await _wait_for_object(kube, namespace, "app", lambda o: "suspend" not in o["spec"])
+    live = await wait_for_object(
+        kube, GIT_REPOSITORY, namespace, "app", lambda o: "suspend" not in o["spec"]
+    )
     generation = live["metadata"]["generation"]
-    await write_status(kube, namespace, "app", ready_status(generation, "main@sha1:" + SHA))
+    await write_status(
+        kube, GIT_REPOSITORY, namespace, "app", ready_status(generation, "main@sha1:" + SHA)
+    )
     out = await task
     assert out.code == 0, out.stderr
     assert out.stderr.endswith(
@@ -546,7 +519,9 @@ async def test_resume_waits_for_the_new_generation(
 async def test_reconcile_annotates_and_times_out_without_a_controller(
     kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
-    await create_object(kube, git_repository(namespace, "app"), ready_status(1, "main@sha1:" + SHA))
+    await create(
+        kube, GIT_REPOSITORY, git_repository(namespace, "app"), ready_status(1, "main@sha1:" + SHA)
+    )
     out = await tidal(
         cluster.kubeconfig, "reconcile", "source", "git", "app", "-n", namespace, "--timeout=2s"
     )
@@ -569,7 +544,9 @@ async def test_reconcile_annotates_and_times_out_without_a_controller(
 async def test_reconcile_reports_the_fetched_revision(
     kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
-    await create_object(kube, git_repository(namespace, "app"), ready_status(1, "main@sha1:" + SHA))
+    await create(
+        kube, GIT_REPOSITORY, git_repository(namespace, "app"), ready_status(1, "main@sha1:" + SHA)
+    )
     task = asyncio.create_task(
         tidal(
             cluster.kubeconfig,
@@ -582,15 +559,18 @@ async def test_reconcile_reports_the_fetched_revision(
             "--timeout=30s",
         )
     )
-    live = await _wait_for_object(
+    live = await wait_for_object(
         kube,
+        GIT_REPOSITORY,
         namespace,
         "app",
         lambda o: "reconcile.fluxcd.io/requestedAt" in (o["metadata"].get("annotations") or {}),
     )
     token = live["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"]
     new = "main@sha1:" + "f" * 40
-    await write_status(kube, namespace, "app", ready_status(1, new, lastHandledReconcileAt=token))
+    await write_status(
+        kube, GIT_REPOSITORY, namespace, "app", ready_status(1, new, lastHandledReconcileAt=token)
+    )
     out = await task
     assert out.code == 0, out.stderr
     assert out.stderr.endswith(f"✔ fetched revision {new}\n")
@@ -601,7 +581,7 @@ async def test_reconcile_reports_the_fetched_revision(
 async def test_delete_asks_first(
     kube: Kube, namespace: str, cluster: Cluster, flux_bin: Path
 ) -> None:
-    await create_object(kube, git_repository(namespace, "app"))
+    await create(kube, GIT_REPOSITORY, git_repository(namespace, "app"))
     refused = await tidal(
         cluster.kubeconfig, "delete", "source", "git", "app", "-n", namespace, stdin="n\n"
     )

@@ -14,8 +14,7 @@ import pytest
 
 from testenv.git_server import GitHTTPServer
 from tests.controller_process import RunningController, controller_fixture
-from tests.e2e.test_gitrepository import git_source
-from tests.e2e.test_kustomization import applied, cm, create_ks, get_cm, wait_ks
+from tests.kustomization_helpers import applied, cm, create_ks, get_cm, git_source, wait_ks
 from tidal.kube.client import Kube
 
 pytestmark = pytest.mark.e2e

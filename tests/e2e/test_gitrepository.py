@@ -15,89 +15,17 @@ import httpx2 as httpx
 import pytest
 
 from testenv.git_server import GitHTTPServer, GitSSHServer
-from tests.controller_process import (
-    RunningController,
-    condition,
-    controller_fixture,
-    wait_for_object,
-)
+from tests.controller_process import RunningController, condition, controller_fixture
 from tests.git_signing import GpgKey, make_gpg_key, signed_commit
+from tests.kustomization_helpers import SOURCE_API as API
+from tests.kustomization_helpers import create_repo, git_source, ready_at, secret
+from tests.kustomization_helpers import wait_repo as wait_for
 from tidal.kube.client import ApiError, Kube
 
 pytestmark = pytest.mark.e2e
 
-API = "/apis/source.toolkit.fluxcd.io/v1"
-
 
 controller = controller_fixture("--concurrent", "4")
-
-
-async def secret(kube: Kube, namespace: str, name: str, data: dict[str, bytes | str]) -> None:
-    encoded = {
-        k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode()
-        for k, v in data.items()
-    }
-    await kube.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/secrets",
-        body={"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded},
-    )
-
-
-async def auth_secret(kube: Kube, namespace: str, server: GitHTTPServer) -> str:
-    """The Secret a GitRepository needs for `server`: basic auth, plus its CA over TLS."""
-    assert server.username and server.password
-    name = "https-auth" if server.tls else "plain"
-    data: dict[str, bytes | str] = {"username": server.username, "password": server.password}
-    if server.tls:
-        data["ca.crt"] = server.ca_pem
-    try:
-        await secret(kube, namespace, name, data)
-    except ApiError as e:
-        if e.status != 409:
-            raise
-    return name
-
-
-async def git_source(
-    kube: Kube, namespace: str, name: str, server: GitHTTPServer, repo: Any, **spec: Any
-) -> None:
-    """A GitRepository on `repo`'s main branch through `server`, with its auth Secret."""
-    auth = await auth_secret(kube, namespace, server)
-    spec = {"ref": {"branch": "main"}, "secretRef": {"name": auth}, **spec}
-    await create_repo(kube, namespace, name, server.url_for(repo.name), **spec)
-
-
-async def create_repo(kube: Kube, namespace: str, name: str, url: str, **spec: Any) -> None:
-    body = {
-        "apiVersion": "source.toolkit.fluxcd.io/v1",
-        "kind": "GitRepository",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"url": url, "interval": "1m", **spec},
-    }
-    await kube.request("POST", f"{API}/namespaces/{namespace}/gitrepositories", body=body)
-
-
-async def wait_for(
-    kube: Kube,
-    namespace: str,
-    name: str,
-    check: Any,
-    what: str,
-    controller: RunningController,
-    within: float = 30.0,
-) -> dict[str, Any]:
-    path = f"{API}/namespaces/{namespace}/gitrepositories/{name}"
-    return await wait_for_object(kube, path, check, what, controller, within)
-
-
-def ready_at(revision: str) -> Any:
-    def check(obj: dict[str, Any]) -> bool:
-        ready = condition(obj, "Ready")
-        artifact = obj.get("status", {}).get("artifact") or {}
-        return ready.get("status") == "True" and artifact.get("revision") == revision
-
-    return check
 
 
 async def download(url: str) -> bytes:

@@ -4,111 +4,32 @@ GitOps loop as a Flux user sees it, commit by commit."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from testenv.git_server import GitHTTPServer
-from tests.controller_process import (
-    RunningController,
-    condition,
-    controller_fixture,
-    wait_for_object,
+from tests.controller_process import RunningController, condition, controller_fixture
+from tests.kustomization_helpers import (
+    applied,
+    cm,
+    create_ks,
+    events_for,
+    failed,
+    fetch_now,
+    get_cm,
+    git_source,
+    ks_path,
+    reconcile_now,
+    wait_gone,
+    wait_ks,
 )
-from tests.e2e.test_gitrepository import git_source
-from tidal.kube.client import ApiError, Kube
+from tidal.kube.client import Kube
 
 pytestmark = pytest.mark.e2e
 
-KS_API = "/apis/kustomize.toolkit.fluxcd.io/v1"
-
 
 controller = controller_fixture("--concurrent", "4")
-
-
-def ks_path(namespace: str, name: str) -> str:
-    return f"{KS_API}/namespaces/{namespace}/kustomizations/{name}"
-
-
-async def create_ks(kube: Kube, namespace: str, name: str, **spec: Any) -> None:
-    body = {
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-        "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "interval": "10m",
-            "prune": True,
-            "sourceRef": {"kind": "GitRepository", "name": "repo"},
-            **spec,
-        },
-    }
-    await kube.request("POST", f"{KS_API}/namespaces/{namespace}/kustomizations", body=body)
-
-
-async def wait_ks(
-    kube: Kube,
-    namespace: str,
-    name: str,
-    check: Callable[[dict[str, Any]], bool],
-    what: str,
-    controller: RunningController,
-    within: float = 40.0,
-) -> dict[str, Any]:
-    return await wait_for_object(kube, ks_path(namespace, name), check, what, controller, within)
-
-
-def applied(revision: str) -> Callable[[dict[str, Any]], bool]:
-    def check(obj: dict[str, Any]) -> bool:
-        ready = condition(obj, "Ready")
-        return (
-            ready.get("status") == "True"
-            and (obj.get("status") or {}).get("lastAppliedRevision") == revision
-        )
-
-    return check
-
-
-def failed(reason: str) -> Callable[[dict[str, Any]], bool]:
-    def check(obj: dict[str, Any]) -> bool:
-        ready = condition(obj, "Ready")
-        return ready.get("status") == "False" and ready.get("reason") == reason
-
-    return check
-
-
-def cm(name: str, namespace: str = "", **data: str) -> str:
-    ns = f"  namespace: {namespace}\n" if namespace else ""
-    body = "".join(f"  {k}: {v!r}\n" for k, v in data.items())
-    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{ns}data:\n{body}"
-
-
-async def get_cm(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        return await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-    except ApiError as e:
-        if e.status == 404:
-            return None
-        raise
-
-
-async def fetch_now(kube: Kube, namespace: str, token: str) -> None:
-    """Ask the GitRepository to look for the push now (its interval is a minute); the new
-    artifact then wakes the Kustomizations on it by itself."""
-    await kube.patch(
-        f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/gitrepositories/repo",
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}},
-    )
-
-
-async def events_for(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
-    listing = await kube.get(f"/api/v1/namespaces/{namespace}/events")
-    return [
-        e
-        for e in listing["items"]
-        if e["involvedObject"].get("kind") == "Kustomization"
-        and e["involvedObject"].get("name") == name
-    ]
 
 
 async def test_commit_applies_change_updates_and_removal_prunes(
@@ -275,14 +196,7 @@ async def test_crd_with_its_custom_resources_and_a_new_namespace(
 
     # Deleting the Kustomization (prune: true) deletes what it applied.
     await kube.delete(ks_path(namespace, "gadgets"))
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                await kube.get(f"/api/v1/namespaces/{namespace}-extra")
-            except ApiError as e:
-                assert e.status == 404
-                break
-            await asyncio.sleep(0.3)
+    await wait_gone(kube, f"/api/v1/namespaces/{namespace}-extra")
 
 
 async def test_depends_on_waits_for_the_dependency(
@@ -311,10 +225,7 @@ async def test_depends_on_waits_for_the_dependency(
     await create_ks(kube, namespace, "infra", path="infra")
     await wait_ks(kube, namespace, "infra", applied(f"main@sha1:{sha}"), "infra", controller)
     # The dependent retries every 30 s (--requeue-dependency); ask now instead of waiting.
-    await kube.patch(
-        ks_path(namespace, "apps"),
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now"}}},
-    )
+    await reconcile_now(kube, namespace, "apps", "now")
     obj = await wait_ks(kube, namespace, "apps", applied(f"main@sha1:{sha}"), "apps", controller)
     assert obj["status"]["lastHandledReconcileAt"] == "now"
     assert await get_cm(kube, namespace, "app") is not None
@@ -428,14 +339,7 @@ async def test_orphan_deletion_policy_keeps_the_objects(
     await create_ks(kube, namespace, "orphan", path="o", deletionPolicy="Orphan")
     await wait_ks(kube, namespace, "orphan", applied(f"main@sha1:{sha}"), "apply", controller)
     await kube.delete(ks_path(namespace, "orphan"))
-    async with asyncio.timeout(20):
-        while True:
-            try:
-                await kube.get(ks_path(namespace, "orphan"))
-            except ApiError as e:
-                assert e.status == 404
-                break
-            await asyncio.sleep(0.2)
+    await wait_gone(kube, ks_path(namespace, "orphan"), within=20)
     assert await get_cm(kube, namespace, "a") is not None
 
 

@@ -10,17 +10,19 @@ import pytest
 
 from testenv.git_server import GitHTTPServer
 from tests.controller_process import RunningController, condition, controller_fixture
-from tests.e2e.test_gitrepository import git_source
-from tests.e2e.test_kustomization import (
+from tests.kustomization_helpers import (
     applied,
     cm,
     create_ks,
     failed,
     get_cm,
+    git_source,
     ks_path,
+    reconcile_now,
+    wait_exists,
     wait_ks,
 )
-from tidal.kube.client import ApiError, Kube
+from tidal.kube.client import Kube
 
 pytestmark = pytest.mark.e2e
 
@@ -56,27 +58,9 @@ async def set_ready(kube: Kube, path: str, status: str) -> None:
     await kube.patch(f"{path}/status", {"status": {"conditions": [condition]}})
 
 
-async def wait_exists(kube: Kube, path: str, within: float = 30.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            try:
-                await kube.get(path)
-                return
-            except ApiError as e:
-                assert e.status == 404
-            await asyncio.sleep(0.2)
-
-
 def health_running(obj: dict[str, Any]) -> bool:
     healthy = condition(obj, "Healthy")
     return healthy.get("status") == "Unknown" and healthy.get("reason") == "Progressing"
-
-
-async def reconcile_now(kube: Kube, namespace: str, name: str, token: str) -> None:
-    await kube.patch(
-        ks_path(namespace, name),
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}},
-    )
 
 
 async def test_health_check_expressions_judge_a_custom_resource(

@@ -19,9 +19,7 @@ from tests.controller_process import (
     controller_fixture,
     run_controller,
 )
-from tests.e2e.test_gitrepository import git_source, ready_at
-from tests.e2e.test_gitrepository import wait_for as wait_repo
-from tests.e2e.test_kustomization import (
+from tests.kustomization_helpers import (
     applied,
     cm,
     create_ks,
@@ -29,11 +27,15 @@ from tests.e2e.test_kustomization import (
     failed,
     fetch_now,
     get_cm,
+    git_source,
     ks_path,
+    ready_at,
+    wait_gone,
     wait_ks,
+    wait_repo,
 )
 from tests.plugin import Cluster
-from tidal.kube.client import ApiError, Kube
+from tidal.kube.client import Kube
 from tidal.runtime.poll import poll_until
 
 pytestmark = pytest.mark.e2e
@@ -42,15 +44,6 @@ pytestmark = pytest.mark.e2e
 TENANT = "tidal.test/tenant"
 
 controller = controller_fixture("--concurrent", "4", "--watch-label-selector", f"!{TENANT}")
-
-
-async def get_or_none(kube: Kube, path: str) -> dict[str, Any] | None:
-    try:
-        return await kube.get(path)
-    except ApiError as e:
-        if e.status == 404:
-            return None
-        raise
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
@@ -152,21 +145,13 @@ async def test_no_cross_namespace_refs_denies_a_source_in_another_namespace(
             "--watch-label-selector",
             f"{TENANT}=strict",
         ) as strict:
-            body = {
-                "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-                "kind": "Kustomization",
-                "metadata": {"name": "app", "namespace": namespace, "labels": {TENANT: "strict"}},
-                "spec": {
-                    "interval": "10m",
-                    "prune": True,
-                    "path": "app",
-                    "sourceRef": {"kind": "GitRepository", "name": "repo", "namespace": shared},
-                },
-            }
-            await kube.request(
-                "POST",
-                f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{namespace}/kustomizations",
-                body=body,
+            await create_ks(
+                kube,
+                namespace,
+                "app",
+                labels={TENANT: "strict"},
+                path="app",
+                sourceRef={"kind": "GitRepository", "name": "repo", "namespace": shared},
             )
             obj = await wait_ks(kube, namespace, "app", failed("AccessDenied"), "denial", strict)
         message = (
@@ -223,9 +208,6 @@ async def test_delete_and_wait_for_termination_policies_remove_objects_without_p
     for name in ("del", "wait"):
         await wait_ks(kube, namespace, name, applied(f"main@sha1:{sha}"), name, controller)
 
-    async def ks_gone(name: str) -> bool:
-        return await get_or_none(kube, ks_path(namespace, name)) is None
-
     async def terminating(name: str) -> bool:
         live = await get_cm(kube, namespace, name)
         return live is not None and bool(live["metadata"].get("deletionTimestamp"))
@@ -233,7 +215,7 @@ async def test_delete_and_wait_for_termination_policies_remove_objects_without_p
     # Delete: the objects are deleted (prune is false) and the Kustomization goes at once,
     # even though one object is still terminating.
     await kube.delete(ks_path(namespace, "del"))
-    await until(lambda: ks_gone("del"))
+    await wait_gone(kube, ks_path(namespace, "del"))
     assert await get_cm(kube, namespace, "del-plain") is None
     assert await terminating("del-held")
 
@@ -244,7 +226,7 @@ async def test_delete_and_wait_for_termination_policies_remove_objects_without_p
     waiting = await kube.get(ks_path(namespace, "wait"))
     assert "finalizers.fluxcd.io" in waiting["metadata"]["finalizers"]
     await release(kube, namespace, "wait-held")
-    await until(lambda: ks_gone("wait"), within=15)
+    await wait_gone(kube, ks_path(namespace, "wait"), within=15)
     await release(kube, namespace, "del-held")
 
 
@@ -382,24 +364,6 @@ async def test_additive_ready_expressions_keep_the_ready_check(
     await git_source(kube, namespace, "repo", git_http, repo)
     labels = {TENANT: "additive"}
 
-    async def create(name: str, **spec: Any) -> None:
-        body = {
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-            "kind": "Kustomization",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {
-                "interval": "10m",
-                "prune": True,
-                "sourceRef": {"kind": "GitRepository", "name": "repo"},
-                **spec,
-            },
-        }
-        await kube.request(
-            "POST",
-            f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{namespace}/kustomizations",
-            body=body,
-        )
-
     with run_controller(
         cluster.kubeconfig,
         tmp_path,
@@ -410,8 +374,15 @@ async def test_additive_ready_expressions_keep_the_ready_check(
     ) as additive:
         # The dependency never becomes Ready (its path does not exist); the expression alone
         # would let the dependent go ahead, but with the gate both checks must pass.
-        await create("infra", path="missing")
-        await create("apps", path="apps", dependsOn=[{"name": "infra", "readyExpr": "true"}])
+        await create_ks(kube, namespace, "infra", labels=labels, path="missing")
+        await create_ks(
+            kube,
+            namespace,
+            "apps",
+            labels=labels,
+            path="apps",
+            dependsOn=[{"name": "infra", "readyExpr": "true"}],
+        )
         obj = await wait_ks(
             kube, namespace, "apps", failed("DependencyNotReady"), "dependency wait", additive
         )

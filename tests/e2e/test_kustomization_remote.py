@@ -9,7 +9,7 @@ import base64
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,7 @@ import pytest
 from testenv import plane
 from testenv.git_server import GitHTTPServer
 from tests.controller_process import RunningController, condition, controller_fixture
-from tests.e2e.test_gitrepository import git_source
-from tests.e2e.test_kustomization import (
+from tests.kustomization_helpers import (
     applied,
     cm,
     create_ks,
@@ -27,11 +26,13 @@ from tests.e2e.test_kustomization import (
     failed,
     fetch_now,
     get_cm,
+    get_or_none,
+    git_source,
     ks_path,
+    wait_gone,
     wait_ks,
 )
 from tidal.kube.client import ApiError, Kube
-from tidal.runtime.poll import poll_until
 
 pytestmark = pytest.mark.e2e
 
@@ -98,20 +99,12 @@ def gadget_crd(group: str) -> str:
     )
 
 
+def deployment_path(namespace: str, name: str) -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+
+
 async def get_deployment(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        return await kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
-    except ApiError as e:
-        if e.status == 404:
-            return None
-        raise
-
-
-async def gone(get: Callable[[], Awaitable[object | None]], within: float = 30.0) -> None:
-    async def absent() -> bool:
-        return await get() is None
-
-    await poll_until(absent, within, every=0.5, first=0.1)
+    return await get_or_none(kube, deployment_path(namespace, name))
 
 
 async def test_applies_prunes_and_deletes_in_the_remote_cluster_only(
@@ -228,21 +221,12 @@ async def test_applies_prunes_and_deletes_in_the_remote_cluster_only(
 
     # Deleting the Kustomization deletes its objects in the remote cluster.
     await kube.delete(ks_path(namespace, "remote"))
-    await gone(lambda: _get_or_none(kube, ks_path(namespace, "remote")))
+    await wait_gone(kube, ks_path(namespace, "remote"))
     assert await get_cm(remote, namespace, "a") is None
     # Background propagation: the Deployment may linger a moment while its pods go.
-    await gone(lambda: get_deployment(remote, namespace, "web"))
+    await wait_gone(remote, deployment_path(namespace, "web"))
     crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}"
-    await gone(lambda: _get_or_none(remote, crd_path))
-
-
-async def _get_or_none(kube: Kube, path: str) -> dict[str, Any] | None:
-    try:
-        return await kube.get(path)
-    except ApiError as e:
-        if e.status == 404:
-            return None
-        raise
+    await wait_gone(remote, crd_path)
 
 
 async def test_unusable_kubeconfigs_are_refused_and_nothing_is_applied(

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tidal.cli import goyaml, render
+from tidal.cli import render
 from tidal.cli.gitsecret import GitSecretOptions, export_text, git_secret
 from tidal.cli.main import cli
 from tidal.cli.objects import GIT_REPOSITORY
+from tidal.kube import goyaml
 
 
 def run(*args: str) -> tuple[int, str, str]:

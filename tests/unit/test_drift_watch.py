@@ -8,6 +8,7 @@ import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 from lightkube.config.kubeconfig import KubeConfig
 
@@ -242,7 +243,7 @@ INVENTORY = (("apps_a__ConfigMap", "v1"), ("apps_web_apps_Deployment", "v1"))
 
 def test_owner_of_reads_the_inventory() -> None:
     owner = owner_of(kustomization("apps", *INVENTORY, ("bad", "v1")))
-    assert owner.active
+    assert owner is not None
     assert owner.ids == {"apps_a__ConfigMap", "apps_web_apps_Deployment"}
     assert owner.kinds == {CONFIGMAP, DEPLOYMENT}
 
@@ -252,30 +253,53 @@ def test_owner_of_reads_the_inventory() -> None:
     [{"suspend": True}, {"kubeConfig": {"secretRef": {"name": "remote"}}}],
 )
 def test_suspended_and_remote_kustomizations_are_not_watched(spec: dict[str, Any]) -> None:
-    assert not owner_of(kustomization("apps", *INVENTORY, **spec)).active
+    assert owner_of(kustomization("apps", *INVENTORY, **spec)) is None
 
 
 # -- the watch's bookkeeping and debounce, fed directly -------------------------------------------
 
 
+CONFIG = KubeConfig.from_dict(
+    {
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+).get()
+
+
 @pytest.fixture
 async def watch() -> AsyncIterator[tuple[DriftWatch, list[tuple[str, str]]]]:
     # Never started, so it never connects: the tests feed the handlers themselves.
-    config = KubeConfig.from_dict(
-        {
-            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-            "current-context": "x",
-        }
-    ).get()
-    kube = Kube(config)
+    assert CONFIG is not None
+    kube = Kube(CONFIG)
     informer = Informer(kube, "/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations")
     woken: list[tuple[str, str]] = []
     drift = DriftWatch(kube, informer, lambda ns, name: woken.append((ns, name)), debounce=0.05)
     yield drift, woken
     await drift.close()
     await kube.close()
+
+
+async def test_the_watches_ask_for_metadata_only() -> None:
+    # What the drift watch's client (Kube(metadata_only=True)) sends: the API server answers
+    # PartialObjectMetadata, never a spec, data or status.
+    accepted: list[tuple[str, str]] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        watch = "watch" in request.url.params
+        accepted.append(("watch" if watch else "list", request.headers["Accept"]))
+        return httpx.Response(200, content=b"" if watch else b"{}")
+
+    assert CONFIG is not None
+    http = httpx.AsyncClient(base_url="https://127.0.0.1:1", transport=httpx.MockTransport(server))
+    async with Kube(CONFIG, http=http, metadata_only=True) as kube:
+        await kube.get("/api/v1/configmaps")
+        async for _ in kube.watch("/api/v1/configmaps"):
+            pass
+    meta = "application/json;as=PartialObjectMetadata{};g=meta.k8s.io;v=v1"
+    assert accepted == [("list", meta.format("List")), ("watch", meta.format(""))]
 
 
 async def test_kinds_follow_the_inventories(

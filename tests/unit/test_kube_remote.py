@@ -8,11 +8,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from testenv import pki
 from testenv.plane import kubeconfig_yaml
 from tidal.kube import remote
+from tidal.kube.client import Kube
 from tidal.kube.remote import KubeConfigOptions, RemoteClients, RemoteConfigError
 
 CA = pki.CertificateAuthority()
@@ -113,9 +115,18 @@ def test_auth_provider_plugins_are_refused() -> None:
 
 
 def test_tokens_and_basic_auth_are_accepted() -> None:
-    assert remote.connect(kubeconfig(token="abc"), KubeConfigOptions()).server == SERVER
-    basic = kubeconfig(username="u", password="p")
-    assert remote.connect(basic, KubeConfigOptions()).server == SERVER
+    bearer = remote.connect(kubeconfig(token="abc"), KubeConfigOptions())
+    assert bearer.server == SERVER
+    assert _authorization(bearer) == "Bearer abc"
+    basic = remote.connect(kubeconfig(username="u", password="p"), KubeConfigOptions())
+    assert basic.server == SERVER
+    assert _authorization(basic) == "Basic " + _b64(b"u:p")
+
+
+def _authorization(kube: Kube) -> str:
+    """The Authorization header the client's credentials put on a request."""
+    request = httpx.Request("GET", SERVER)
+    return str(next(kube._http.auth.sync_auth_flow(request)).headers["Authorization"])
 
 
 def test_the_context_must_resolve() -> None:

@@ -1,22 +1,29 @@
-"""The Kustomization reconciler's pure parts: timeouts, history, owner labels, source watch."""
+"""The Kustomization reconciler's pure parts: timeouts, history, owner labels, source watch,
+where sources and dependencies are read from."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from tidal.api.kustomize import Kustomization
 from tidal.api.meta import Snapshot
+from tidal.kube.client import ApiError, Kube
+from tidal.kube.events import EventRecorder
 from tidal.kustomize import history
+from tidal.kustomize.artifacts import ArtifactCache
 from tidal.kustomize.kustomization import (
-    retry_interval_of,
+    KustomizationReconciler,
+    Settings,
+    _Run,
+    object_path,
     set_common_metadata,
     set_owner_labels,
     source_watch,
-    timeout_of,
 )
-from tidal.kustomize.render import RenderError, refuse_ciphertext, secure_join
+from tidal.kustomize.render import Renderer, RenderError, refuse_ciphertext, secure_join
 
 
 def ks(name: str = "apps", namespace: str = "flux-system", **spec: Any) -> Kustomization:
@@ -35,11 +42,11 @@ def ks(name: str = "apps", namespace: str = "flux-system", **spec: Any) -> Kusto
 
 
 def test_timeout_and_retry_interval_follow_flux() -> None:
-    assert timeout_of(ks()) == 570.0  # interval minus 30 s
-    assert timeout_of(ks(interval="40s")) == 30.0  # never below 30 s
-    assert timeout_of(ks(timeout="2m")) == 120.0
-    assert retry_interval_of(ks()) == 600.0
-    assert retry_interval_of(ks(retryInterval="1m")) == 60.0
+    assert ks().spec.timeout_seconds() == 570.0  # interval minus 30 s
+    assert ks(interval="40s").spec.timeout_seconds() == 30.0  # never below 30 s
+    assert ks(timeout="2m").spec.timeout_seconds() == 120.0
+    assert ks().spec.retry_interval_seconds() == 600.0
+    assert ks(retryInterval="1m").spec.retry_interval_seconds() == 60.0
 
 
 def test_owner_labels_and_common_metadata_override_what_the_build_set() -> None:
@@ -152,3 +159,74 @@ def test_sops_ciphertext_is_never_applied_without_decryption() -> None:
     )
     secret["metadata"]["annotations"] = {"kustomize.toolkit.fluxcd.io/decrypt": "Disabled"}
     refuse_ciphertext([secret])
+
+
+class _Api:
+    """An API server answering GETs from `objects`, remembering the paths asked."""
+
+    def __init__(self, objects: dict[str, dict[str, Any]]) -> None:
+        self.objects = objects
+        self.asked: list[str] = []
+
+    async def get(self, path: str) -> dict[str, Any]:
+        self.asked.append(path)
+        if path not in self.objects:
+            raise ApiError(404, {"message": "not found"}, "GET", path)
+        return self.objects[path]
+
+
+REVISION = "main@sha1:1"
+
+
+def ready_dependency(name: str) -> dict[str, Any]:
+    body = ks(name).to_dict()
+    body["status"] = {
+        "observedGeneration": 1,
+        "lastAppliedRevision": REVISION,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "ReconciliationSucceeded",
+                "message": "",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ],
+    }
+    return body
+
+
+async def test_dependencies_are_read_from_the_cache_and_a_miss_asks_the_api_server(
+    tmp_path: Path,
+) -> None:
+    # "uncached" stands for a dependency --watch-label-selector keeps out of the informer.
+    api = _Api({object_path("flux-system", "uncached"): ready_dependency("uncached")})
+    cache = {("flux-system", "cached"): ready_dependency("cached")}
+    kube = cast(Kube, api)
+    reconciler = KustomizationReconciler(
+        kube,
+        EventRecorder(kube, "kustomize-controller"),
+        ArtifactCache(tmp_path),
+        Renderer(),
+        Settings(),
+        caches={"Kustomization": lambda ns, name: cache.get((ns, name))},
+    )
+    source = {"status": {"artifact": {"revision": REVISION}}}
+
+    async def problem(dependency: str) -> str | None:
+        run = _Run(ks(dependsOn=[{"name": dependency}]), {})
+        return await reconciler._check_dependencies(run, source)
+
+    assert await problem("cached") is None
+    assert api.asked == [], "a cached dependency costs no request"
+    assert await problem("uncached") is None
+    assert await problem("gone") == "dependency 'flux-system/gone' not found: not found"
+    assert api.asked == [object_path("flux-system", "uncached"), object_path("flux-system", "gone")]
+    await reconciler.close()
+
+
+def test_api_errors_read_as_the_servers_message_or_the_whole_line() -> None:
+    said = ApiError(409, {"message": 'configmaps "a" already exists'}, "POST", "/api/v1/x")
+    assert said.message == 'configmaps "a" already exists'
+    silent = ApiError(502, None, "GET", "/api/v1/x")
+    assert silent.message == "GET /api/v1/x: HTTP 502"

@@ -305,6 +305,8 @@ def test_only_substituted_scalars_are_read_the_go_yaml_v2_way() -> None:
         ("1e-10", "1e-10"),
         ("1e10", "1e+10"),
         ("1e39", ".inf"),
+        # Above float32's maximum but within half a unit of it: Go rounds down to the maximum.
+        ("3.4028235e+38", "3.4028235e+38"),
         (".nan", ".nan"),
         ("2024-01-02", "2024-01-02"),
         ("name", "name"),

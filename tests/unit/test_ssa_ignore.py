@@ -11,10 +11,10 @@ from tidal.ssa.ignore import (
     IgnoreRuleError,
     IgnoreRules,
     drifted_paths,
-    lookup,
     owns,
     reshape,
 )
+from tidal.ssa.pointer import lookup
 
 
 @pytest.mark.parametrize(
@@ -84,6 +84,8 @@ def test_rules_match_on_every_target_field_with_anchored_regexes() -> None:
     "rule",
     [
         {"paths": ["spec/replicas"]},
+        {"paths": [""]},
+        {"paths": ["/"]},
         {"paths": ["/x"], "target": {"kind": "("}},
         {"paths": ["/x"], "target": {"labelSelector": "a in b"}},
     ],

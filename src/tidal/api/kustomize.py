@@ -327,7 +327,7 @@ class KustomizationSpec(Model):
     def effective_deletion_policy(self) -> str:
         return self.deletion_policy or DELETION_POLICY_MIRROR_PRUNE
 
-    def effective_substitute_strategy(self) -> str:
+    def effective_substitute_strategy(self) -> Literal["WithVariables", "Always"]:
         if self.post_build is None or self.post_build.substitute_strategy is None:
             return SUBSTITUTE_WITH_VARIABLES
         return self.post_build.substitute_strategy

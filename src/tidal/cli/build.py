@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 
 import click
 
-from tidal.cli import goyaml
 from tidal.cli.cluster import Session, run
 from tidal.cli.localbuild import BuildFailure, BuildSettings, LocalBuilder
 from tidal.cli.options import CliError, GlobalOptions, global_flags, options
 from tidal.cli.output import stdout
+from tidal.kube import goyaml
 from tidal.kube.client import Kube
 from tidal.kustomize.build import Engine
 

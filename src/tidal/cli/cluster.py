@@ -75,7 +75,7 @@ def run(opts: GlobalOptions, work: Callable[[Session], Awaitable[T]]) -> T:
 
 
 def _api_message(e: ApiError) -> str:
-    return str(e.body.get("message") or "").strip() or str(e)
+    return e.message.strip() or str(e)
 
 
 def api_error(e: ApiError, kind: ObjectKind) -> CliError:

@@ -16,6 +16,7 @@ import click
 
 from tidal.api.base import DurationError, parse_duration
 from tidal.api.kustomize import API_VERSION as KS_API_VERSION
+from tidal.api.kustomize import KUSTOMIZATION_KIND
 from tidal.kube.client import Kube, KubeConfigError
 from tidal.kube.events import EventRecorder
 from tidal.kustomize import config_watch
@@ -256,6 +257,13 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         engine=Engine(workspace=cache_dir / ".views", workers=flags["build_workers"]),
         strict_substitution=gates["StrictPostBuildSubstitutions"],
     )
+    ks_informer = Informer(
+        kube,
+        collection_path(KS_API_VERSION, ks.PLURAL, namespace),
+        label_selector=flags["watch_label_selector"],
+        transform=lean,
+        name="kustomization",
+    )
     ks_reconciler = ks.KustomizationReconciler(
         kube,
         ks_events,
@@ -271,13 +279,9 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
             insecure_kubeconfig_tls=flags["insecure_kubeconfig_tls"],
             additive_cel_dependency_check=gates["AdditiveCELDependencyCheck"],
         ),
-    )
-    ks_informer = Informer(
-        kube,
-        collection_path(KS_API_VERSION, ks.PLURAL, namespace),
-        label_selector=flags["watch_label_selector"],
-        transform=lean,
-        name="kustomization",
+        # Both informers run before the Kustomization workers start (Manager starts the
+        # controllers in order, each after its first LIST).
+        caches={"GitRepository": informer.get, KUSTOMIZATION_KIND: ks_informer.get},
     )
     ks_controller = Controller(
         "kustomization",
@@ -310,7 +314,11 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
             manager.add_runnable(configs.start, configs.stop)
     if flags["drift_watch"]:
         drift = DriftWatch(
-            kube, ks_informer, ks_controller.enqueue, registry=manager.registry.registry
+            kube,
+            ks_informer,
+            ks_controller.enqueue,
+            registry=manager.registry.registry,
+            discovery=ks_reconciler.discovery,
         )
         manager.add_runnable(drift.start, drift.pause)
         manager.on_stop.append(drift.close)

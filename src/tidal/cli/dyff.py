@@ -26,6 +26,7 @@ import json
 import re
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -33,7 +34,7 @@ from typing import Any, Final
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from tidal.cli import goyaml
+from tidal.kube import goyaml
 
 ADDITION: Final = "+"
 REMOVAL: Final = "-"
@@ -324,27 +325,28 @@ def _named_lists(
 def _simple_lists(path: tuple[PathElement, ...], before: YNode, after: YNode) -> list[Diff]:
     if len(before.items) == 1 and len(after.items) == 1:
         return compare((*path, PathElement(idx=0)), before.items[0], after.items[0])
-    from_counts: dict[str, int] = {}
-    to_counts: dict[str, int] = {}
-    for entry in before.items:
-        from_counts[_hash(entry)] = from_counts.get(_hash(entry), 0) + 1
-    for entry in after.items:
-        to_counts[_hash(entry)] = to_counts.get(_hash(entry), 0) + 1
+    from_counts = Counter(map(_hash, before.items))
+    to_counts = Counter(map(_hash, after.items))
     removals: list[YNode] = []
     additions: list[YNode] = []
     from_common: list[YNode] = []
     to_common: list[YNode] = []
-    for entry, mine, theirs, changes, common in (
-        *((e, from_counts, to_counts, removals, from_common) for e in before.items),
-        *((e, to_counts, from_counts, additions, to_common) for e in after.items),
+    for items, mine, theirs, changes, common in (
+        (before.items, from_counts, to_counts, removals, from_common),
+        (after.items, to_counts, from_counts, additions, to_common),
     ):
-        h = _hash(entry)
-        if h not in theirs:
-            changes.append(entry)
-            continue
-        common.append(entry)
-        if mine[h] > theirs[h] and all(_hash(c) != h for c in changes):
-            changes.extend([entry] * (mine[h] - theirs[h]))
+        # A value this side has more often than the other is reported once, with all its
+        # surplus copies, where it first appears.
+        surplus_reported: set[str] = set()
+        for entry in items:
+            h = _hash(entry)
+            if h not in theirs:
+                changes.append(entry)
+                continue
+            common.append(entry)
+            if mine[h] > theirs[h] and h not in surplus_reported:
+                surplus_reported.add(h)
+                changes.extend([entry] * (mine[h] - theirs[h]))
     order: list[Detail] = []
     if len(from_common) == len(to_common) and any(
         _hash(a) != _hash(b) for a, b in zip(from_common, to_common, strict=True)

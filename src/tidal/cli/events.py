@@ -20,6 +20,7 @@ import click
 
 from tidal.cli import table
 from tidal.cli.cluster import Session, run
+from tidal.cli.objects import GIT_REPOSITORY, KUSTOMIZATION
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import log, stdout
 from tidal.kube.client import ApiError
@@ -38,9 +39,11 @@ class _Kind:
     chart: bool = False  # a HelmRelease: its HelmChart <namespace>-<name> too
 
 
+# The kinds tidal serves take their coordinates from tidal.cli.objects (the served CRDs); the
+# others are the versions the flux CLI asks for.
 KINDS: dict[str, _Kind] = {
     "Kustomization": _Kind(
-        "kustomize.toolkit.fluxcd.io/v1", "kustomizations", ("spec", "sourceRef"),
+        KUSTOMIZATION.api_version, KUSTOMIZATION.plural, ("spec", "sourceRef"),
         cross_namespace=True,
     ),
     "HelmRelease": _Kind(
@@ -59,7 +62,7 @@ KINDS: dict[str, _Kind] = {
     "HelmChart": _Kind(
         "source.toolkit.fluxcd.io/v1", "helmcharts", ("spec", "sourceRef"), cross_namespace=True
     ),
-    "GitRepository": _Kind("source.toolkit.fluxcd.io/v1", "gitrepositories"),
+    "GitRepository": _Kind(GIT_REPOSITORY.api_version, GIT_REPOSITORY.plural),
     "OCIRepository": _Kind("source.toolkit.fluxcd.io/v1", "ocirepositories"),
     "Bucket": _Kind("source.toolkit.fluxcd.io/v1", "buckets"),
     "HelmRepository": _Kind("source.toolkit.fluxcd.io/v1", "helmrepositories"),
@@ -196,9 +199,10 @@ async def related(s: Session, kind: str, name: str) -> list[tuple[str, str, str]
     try:
         obj = await s.kube.get(path)
     except ApiError as e:
-        if e.status == 404 and e.reason == "NotFound":
-            raise CliError(f'{info.plural}.{info.api.split("/")[0]} "{name}" not found') from None
-        if e.status == 404:
+        # A 404 without a Status body: the resource type itself is missing (as in
+        # cluster.api_error). A missing object is left to `run`, which prints the API server's
+        # own message, as flux does.
+        if e.status == 404 and e.reason != "NotFound":
             raise CliError(
                 f'no matches for kind "{kind}" in version "{info.api}": its CRD is not '
                 "installed in this cluster"
@@ -217,8 +221,13 @@ async def related(s: Session, kind: str, name: str) -> list[tuple[str, str, str]
     return refs
 
 
+def _events_path(namespace: str) -> str:
+    """The events of one namespace, or of all when `namespace` is empty."""
+    return f"/api/v1/namespaces/{namespace}/events" if namespace else EVENTS
+
+
 async def _list(s: Session, namespace: str, selector: str | None) -> list[dict[str, Any]]:
-    path = f"/api/v1/namespaces/{namespace}/events" if namespace else EVENTS
+    path = _events_path(namespace)
     items: list[dict[str, Any]] = []
     params: dict[str, str] = {"limit": "500"}
     if selector:
@@ -272,9 +281,10 @@ async def _watch(
 
     async def follow(namespace: str, selector: str | None) -> None:
         nonlocal first
-        path = f"/api/v1/namespaces/{namespace}/events" if namespace else EVENTS
         params = {"fieldSelector": selector} if selector else None
-        async for change in s.kube.watch(path, params=params, timeout_seconds=3600):
+        async for change in s.kube.watch(
+            _events_path(namespace), params=params, timeout_seconds=3600
+        ):
             event = change.get("object") or {}
             if change.get("type") in ("DELETED", "BOOKMARK", "ERROR") or not shown(event, types):
                 continue

@@ -22,7 +22,7 @@ async def _credentials(s: Session, obj: dict[str, Any]) -> str:
     try:
         secret = await s.kube.get(f"/api/v1/namespaces/{s.namespace}/secrets/{ref}")
     except ApiError as e:
-        message = e.body.get("message") or str(e)
+        message = e.message
         raise CliError(f"failed to retrieve secret {ref}, error: {message}") from None
     return render.document(render.export_secret(secret))
 

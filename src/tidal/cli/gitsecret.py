@@ -20,8 +20,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from tidal.cli import goyaml
 from tidal.cli.options import CliError
+from tidal.kube import goyaml
 
 # Secret key names, not credentials.
 USERNAME: Final = "username"

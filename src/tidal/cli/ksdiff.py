@@ -41,10 +41,11 @@ from tidal.kube.client import ApiError, Kube
 from tidal.kube.discovery import Discovery, NoMatchError, object_path
 from tidal.kustomize import inventory
 from tidal.ssa import objects as o
-from tidal.ssa.drift import has_drifted, remove_pointer
+from tidal.ssa.drift import has_drifted
 from tidal.ssa.ignore import IgnoreRuleError, IgnoreRules
 from tidal.ssa.manager import dry_run_error, is_immutable_error
 from tidal.ssa.normalize import normalize
+from tidal.ssa.pointer import remove_pointer
 
 FIELD_MANAGER: Final = "kustomize-controller"
 _EXCLUSIONS: Final = {f"{GROUP}/reconcile": "disabled", f"{GROUP}/ssa": "ignore"}

@@ -32,6 +32,7 @@ from typing import Any, Final
 from tidal.api.kustomize import GROUP
 from tidal.cli import sopsmask
 from tidal.cli.buildignore import IgnoreError, IgnoreFilter
+from tidal.cli.objects import KUSTOMIZATION
 from tidal.kube import yamlio
 from tidal.kube.client import ApiError, Kube
 from tidal.kustomize import substitute
@@ -58,10 +59,6 @@ class BuildSettings:
     # "Kind/namespace/name" of a source -> the local directory holding its contents
     local_sources: Mapping[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_TIMEOUT
-
-
-def kustomization_path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/v1/namespaces/{namespace}/kustomizations/{name}"
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -169,11 +166,11 @@ class LocalBuilder:
         if not self.settings.dry_run:
             assert self.kube is not None
             try:
-                live = await self.kube.get(kustomization_path(namespace, name))
+                live = await self.kube.get(KUSTOMIZATION.path(namespace, name))
             except ApiError as exc:
                 local = fallback is not None or ignore_not_found
                 if exc.status != 404 or not local:
-                    message = str(exc.body.get("message") or exc)
+                    message = exc.message
                     raise BuildFailure(f"failed to get kustomization object: {message}") from None
         if kustomization_file:
             try:
@@ -204,7 +201,7 @@ class LocalBuilder:
                 except ApiError as exc:
                     if exc.status == 404 and ref.get("optional"):
                         continue
-                    message = str(exc.body.get("message") or exc)
+                    message = exc.message
                     raise substitute.SubstitutionError(
                         f"substitute from '{kind}/{ref_name}' error: {message}"
                     ) from None
@@ -233,10 +230,9 @@ class LocalBuilder:
                 # flux reads substituteFrom for every object; once is enough to get its answer.
                 if loaded is None:
                     loaded = await self._variables(ks)
-                variables = loaded
                 out.append(
                     substitute.substitute_object(
-                        obj, variables, strict=self.settings.strict_substitute, strategy=strategy
+                        obj, loaded, strict=self.settings.strict_substitute, strategy=strategy
                     )
                 )
             except (substitute.SubstitutionError, ValueError) as exc:
@@ -256,9 +252,10 @@ class LocalBuilder:
             )
         try:
             generated = await asyncio.to_thread(generate, _ROOT, rel, overlay)
-            generated = await asyncio.to_thread(
-                IgnoreFilter(directory, self.settings.ignore_paths).apply, generated
-            )
+            # Reading the patterns walks the whole directory for .sourceignore files: off the
+            # event loop, like the filtering itself.
+            ignore = await asyncio.to_thread(IgnoreFilter, directory, self.settings.ignore_paths)
+            generated = await asyncio.to_thread(ignore.apply, generated)
         except (GeneratorError, IgnoreError) as exc:
             # flux appends the (nil) error of restoring the directory it wrote into.
             raise BuildFailure(f"failed to generate kustomization.yaml: {exc} <nil>") from None

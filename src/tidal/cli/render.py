@@ -31,8 +31,8 @@ from tidal.api.base import (
     format_duration,
     parse_duration,
 )
-from tidal.cli import goyaml
 from tidal.cli.objects import ObjectKind
+from tidal.kube import goyaml
 
 _DURATION_PATTERNS = frozenset((DURATION_PATTERN, DURATION_NO_HOURS_PATTERN))
 _EMPTY: tuple[Any, ...] = ("", False, 0, [], {})

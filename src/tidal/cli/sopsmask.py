@@ -19,7 +19,7 @@ import binascii
 import json
 from typing import Any, Final
 
-from tidal.cli import goyaml
+from tidal.kube import goyaml
 
 MASK: Final = "**SOPS**"
 MASK_BASE64: Final = base64.b64encode(MASK.encode()).decode()

@@ -15,12 +15,11 @@ from typing import Any, Final
 import click
 
 from tidal.api.kustomize import GROUP
-from tidal.cli import goyaml
 from tidal.cli.cluster import Session, run
-from tidal.cli.localbuild import kustomization_path
+from tidal.cli.objects import KUSTOMIZATION
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import stdout
-from tidal.kube import yamlio
+from tidal.kube import goyaml, yamlio
 from tidal.kube.client import ApiError
 from tidal.kube.discovery import Discovery, NoMatchError
 from tidal.kustomize.inventory import InventoryError, ObjRef, parse_id
@@ -99,9 +98,9 @@ class _Walker:
                 )
             if is_ks and not remote:
                 try:
-                    nested = await self.s.kube.get(kustomization_path(ref.namespace, ref.name))
+                    nested = await self.s.kube.get(KUSTOMIZATION.path(ref.namespace, ref.name))
                 except ApiError as exc:
-                    message = str(exc.body.get("message") or exc)
+                    message = exc.message
                     raise CliError(f"failed to find object: {message}") from None
                 await self.kustomization(child, nested)
 
@@ -182,7 +181,7 @@ def tree_kustomization(
     opts = options(ctx)
 
     async def work(s: Session) -> Node:
-        ks = await s.kube.get(kustomization_path(opts.namespace, name))
+        ks = await s.kube.get(KUSTOMIZATION.path(opts.namespace, name))
         meta = ks.get("metadata") or {}
         root = Node(ObjRef(str(meta.get("namespace", "")), name, GROUP, "Kustomization"))
         await _Walker(s, compact).kustomization(root, ks)

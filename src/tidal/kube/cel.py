@@ -228,9 +228,9 @@ class StatusEvaluator:
         """InProgress while status.observedGeneration lags metadata.generation; otherwise the
         first of inProgress, failed, current to be true decides, and InProgress if none is.
         Raises EvaluationError, or kstatus.StatusError for a generation that is no integer."""
-        observed = kstatus._nested_int64(obj, "status", "observedGeneration")
+        observed = kstatus.nested_int64(obj, "status", "observedGeneration")
         if observed is not None:
-            generation = kstatus._nested_int64(obj, "metadata", "generation")
+            generation = kstatus.nested_int64(obj, "metadata", "generation")
             if generation is not None and generation != observed:
                 return kstatus.Result(kstatus.Status.IN_PROGRESS, "")
         # Flux binds the object's top-level fields as the expressions' variables.

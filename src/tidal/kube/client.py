@@ -29,6 +29,10 @@ _PATCH_TYPES: dict[PatchType, str] = {
     "json": "application/json-patch+json",
     "strategic": "application/strategic-merge-patch+json",
 }
+# What a metadata-only client asks for: a LIST answers a PartialObjectMetadataList and a watch
+# streams PartialObjectMetadata, so an object costs a few hundred bytes whatever its spec,
+# data or status.
+_PARTIAL = "application/json;as=PartialObjectMetadata{};g=meta.k8s.io;v=v1"
 
 
 class KubeConfigError(RuntimeError):
@@ -44,6 +48,12 @@ class ApiError(RuntimeError):
         self.reason = str(self.body.get("reason", ""))
         message = str(self.body.get("message", "")) or f"HTTP {status}"
         super().__init__(f"{method} {path}: {message}")
+
+    @property
+    def message(self) -> str:
+        """What the API server said (its Status message), else the whole error line: the text
+        to put in a condition, an event or a CLI error."""
+        return str(self.body.get("message") or self)
 
 
 def load_config(
@@ -80,8 +90,16 @@ class Kube:
         impersonate_groups: tuple[str, ...] = (),
         timeout: httpx.Timeout = _DEFAULT_TIMEOUT,
         http: httpx.AsyncClient | None = None,
+        metadata_only: bool = False,
     ) -> None:
         self.config = config
+        # metadata_only is for collection reads (an informer's LIST and watch): a GET of a
+        # single object would be answered 406.
+        self._accept, self._watch_accept = (
+            (_PARTIAL.format("List"), _PARTIAL.format(""))
+            if metadata_only
+            else ("application/json", "application/json")
+        )
         # `http` comes ready-made when the credentials must stay in memory (tidal.kube.remote):
         # lightkube's adapter writes certificate data to temporary files.
         self._http = http or _adapter_client(
@@ -124,7 +142,7 @@ class Kube:
         params: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        headers = [("Accept", "application/json"), *self._identity]
+        headers = [("Accept", self._accept), *self._identity]
         if body is not None:
             headers.append(("Content-Type", content_type))
         resp = await self._http.request(method, path, json=body, params=params, headers=headers)
@@ -198,7 +216,7 @@ class Kube:
         }
         if resource_version:
             params["resourceVersion"] = resource_version
-        headers = [("Accept", "application/json"), *self._identity]
+        headers = [("Accept", self._watch_accept), *self._identity]
         timeout = httpx.Timeout(timeout_seconds + 30.0, connect=5.0)
         async with self._http.stream(
             "GET", path, params=params, headers=headers, timeout=timeout

@@ -110,6 +110,10 @@ class Discovery:
             raise NoMatchError(api_version, kind)
         return cached[kind]
 
+    def cached(self, api_version: str, kind: str) -> Resource | None:
+        """The resource if this group-version is loaded and serves `kind`; never a request."""
+        return self._kinds.get(api_version, {}).get(kind)
+
     async def for_object(self, obj: Mapping[str, Any]) -> Resource:
         return await self.resource(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
 

@@ -1,5 +1,5 @@
 """Go's strconv integer parsing, which decides how go-yaml types plain scalars: both the YAML
-reader (tidal.kube.yamlio) and the flux-style writer (tidal.cli.goyaml) must agree with it."""
+reader (tidal.kube.yamlio) and the flux-style writer (tidal.kube.goyaml) must agree with it."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from typing import Any, Final
 from tidal.api.base import format_duration
 
 __all__ = [
+    "POD_OWNERS",
     "RECONCILING",
     "SCHEDULE_WINDOW",
     "STALLED",
@@ -41,6 +42,7 @@ __all__ = [
     "compute_job",
     "health_check_failed_message",
     "health_check_passed_message",
+    "nested_int64",
     "not_found",
     "read_status",
 ]
@@ -166,9 +168,10 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _nested_int64(obj: Mapping[str, Any], *fields: str) -> int | None:
-    """NestedInt64: None when absent; a present value that is not an integer is an error
-    (a JSON float, even 2.0, decodes to float64 in Go)."""
+def nested_int64(obj: Mapping[str, Any], *fields: str) -> int | None:
+    """NestedInt64: None when absent; a present value that is not an integer is a
+    StatusError (a JSON float, even 2.0, decodes to float64 in Go). Public because Flux's CEL
+    health checks (tidal.kube.cel) read generations the same way."""
     value = _nested(obj, *fields)
     if value is _MISSING:
         return None
@@ -375,14 +378,14 @@ def _generic(obj: Mapping[str, Any]) -> Result | None:
 
 def _generation(obj: Mapping[str, Any]) -> int | None:
     try:
-        return _nested_int64(obj, "metadata", "generation")
+        return nested_int64(obj, "metadata", "generation")
     except StatusError as e:
         raise StatusError(f"looking up metadata.generation from resource: {e}") from None
 
 
 def _observed_generation(obj: Mapping[str, Any]) -> int | None:
     try:
-        return _nested_int64(obj, "status", "observedGeneration")
+        return nested_int64(obj, "status", "observedGeneration")
     except StatusError as e:
         raise StatusError(f"looking up status.observedGeneration from resource: {e}") from None
 
@@ -614,9 +617,10 @@ def _pdb(_obj: Mapping[str, Any], _now: datetime) -> Result:
     return _current("AllowedDisruptions has been computed.")
 
 
-def _job(obj: Mapping[str, Any], _now: datetime) -> Result:
-    """kstatus's own Job rule: a started Job is Current while it runs. Flux replaces it with
-    compute_job."""
+def _job_status(obj: Mapping[str, Any], *, flux: bool) -> Result:
+    """The Job rule kstatus and Flux share. They differ only on an unfinished Job: kstatus
+    calls a started one Current, Flux (which waits for Jobs to finish) keeps it InProgress and
+    says how many pods a Job not started yet runs."""
     parallelism = _int_field(obj, ".spec.parallelism", 1)
     completions = _int_field(obj, ".spec.completions", parallelism)
     succeeded = _int_field(obj, ".status.succeeded", 0)
@@ -629,8 +633,16 @@ def _job(obj: Mapping[str, Any], _now: datetime) -> Result:
         if c.type == "Failed" and c.status == "True":
             return _failed("JobFailed", f"Job Failed. failed: {failed}/{completions}")
     if start_time == "":
-        return _in_progress("JobNotStarted", "Job not started")
-    return _current(f"Job in progress. success:{succeeded}, active: {active}, failed: {failed}")
+        detail = f". active: 0/{parallelism}" if flux else ""
+        return _in_progress("JobNotStarted", f"Job not started{detail}")
+    running = f"Job in progress. success:{succeeded}, active: {active}, failed: {failed}"
+    return _in_progress("JobInProgress", running) if flux else _current(running)
+
+
+def _job(obj: Mapping[str, Any], _now: datetime) -> Result:
+    """kstatus's own Job rule: a started Job is Current while it runs. Flux replaces it with
+    compute_job."""
+    return _job_status(obj, flux=False)
 
 
 def _service(obj: Mapping[str, Any], _now: datetime) -> Result:
@@ -697,23 +709,7 @@ def compute_job(obj: Mapping[str, Any]) -> Result:
     # NestedBool: only a real boolean true suspends; any other value is ignored.
     if suspend is True:
         return _current("Job is suspended")
-    parallelism = _int_field(obj, ".spec.parallelism", 1)
-    completions = _int_field(obj, ".spec.completions", parallelism)
-    active = _int_field(obj, ".status.active", 0)
-    succeeded = _int_field(obj, ".status.succeeded", 0)
-    failed = _int_field(obj, ".status.failed", 0)
-    start_time = _string_field(obj, ".status.startTime", "")
-    for c in _conditions(obj):
-        if c.type == "Complete" and c.status == "True":
-            return _current(f"Job Completed. succeeded: {succeeded}/{completions}")
-        if c.type == "Failed" and c.status == "True":
-            return _failed("JobFailed", f"Job Failed. failed: {failed}/{completions}")
-    if start_time == "":
-        return _in_progress("JobNotStarted", f"Job not started. active: 0/{parallelism}")
-    return _in_progress(
-        "JobInProgress",
-        f"Job in progress. success:{succeeded}, active: {active}, failed: {failed}",
-    )
+    return _job_status(obj, flux=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -772,6 +768,10 @@ def _is_transient_pod_failure(pod: Mapping[str, Any]) -> bool:
     return scheduled is not None and scheduled.reason == "Unschedulable"
 
 
+# The kinds whose Pods `read_status` looks at (cli-utils' ReplicaSet and StatefulSet readers).
+POD_OWNERS: Final = frozenset({("apps", "ReplicaSet"), ("apps", "StatefulSet")})
+
+
 def read_status(
     ref: ObjRef,
     obj: Mapping[str, Any] | None,
@@ -795,10 +795,7 @@ def read_status(
             result = compute(obj, now=now)
     except StatusError as e:
         return ResourceStatus(ref, Status.UNKNOWN, error=str(e))
-    if result.status is Status.IN_PROGRESS and (ref.group, ref.kind) in (
-        ("apps", "ReplicaSet"),
-        ("apps", "StatefulSet"),
-    ):
+    if result.status is Status.IN_PROGRESS and (ref.group, ref.kind) in POD_OWNERS:
         failed = 0
         for pod in pods:
             try:

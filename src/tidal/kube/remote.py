@@ -27,7 +27,7 @@ import hashlib
 import os
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import httpx2 as httpx
@@ -74,7 +74,7 @@ async def read_kubeconfig(local: Kube, namespace: str, ref: KubeConfigReference)
     try:
         secret = await local.get(f"/api/v1/namespaces/{namespace}/secrets/{ref.secret_ref.name}")
     except ApiError as e:
-        reason = e.body.get("message") or str(e)
+        reason = e.message
         raise RemoteConfigError(
             f"unable to read KubeConfig secret '{name}' error: {reason}"
         ) from None
@@ -103,7 +103,7 @@ async def _refuse_config_map(local: Kube, namespace: str, name: str) -> None:
     try:
         cm = await local.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
     except ApiError as e:
-        reason = e.body.get("message") or str(e)
+        reason = e.message
         raise RemoteConfigError(f"failed to get configmap {namespace}/{name}: {reason}") from None
     provider = str((cm.get("data") or {}).get(KUBECONFIG_KEY_PROVIDER, ""))
     if provider not in _CLOUD_PROVIDERS:
@@ -294,11 +294,10 @@ def connect(
 # -- the cache ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Entry:
     kube: Kube
     discovery: Discovery
-    owners: set[str] = field(default_factory=set)
 
 
 class RemoteClients:
@@ -311,7 +310,9 @@ class RemoteClients:
     def __init__(self, options: KubeConfigOptions) -> None:
         self.options = options
         self._entries: dict[str, _Entry] = {}
-        self._owned: dict[str, set[str]] = {}  # owner → keys it uses
+        # (owner, role) → the key of the client it uses; an entry is in use while some holder
+        # maps to it, so that is not recorded a second time on the entry.
+        self._held: dict[tuple[str, str], str] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -339,22 +340,16 @@ class RemoteClients:
                 impersonate_groups=impersonate_groups,
             )
             entry = self._entries[key] = _Entry(kube, Discovery(kube))
-        entry.owners.add(f"{owner}#{role}")
-        keys = self._owned.setdefault(f"{owner}#{role}", set())
-        stale = keys - {key}
-        keys.clear()
-        keys.add(key)
-        for old in stale:
-            await self._drop(old, f"{owner}#{role}")
+        stale = self._held.get((owner, role))
+        self._held[(owner, role)] = key
+        if stale is not None and stale != key:
+            await self._close_unused(stale)
         return entry.kube, entry.discovery
 
     async def release(self, owner: str) -> None:
         """`owner` no longer uses a remote cluster (deleted, or kubeConfig removed)."""
-        if not self._owned:
-            return
-        for holder in [h for h in self._owned if h.split("#", 1)[0] == owner]:
-            for key in self._owned.pop(holder):
-                await self._drop(key, holder)
+        for holder in [h for h in self._held if h[0] == owner]:
+            await self._close_unused(self._held.pop(holder))
 
     def discovery_for(self, kube: Kube) -> Discovery | None:
         for entry in self._entries.values():
@@ -362,18 +357,16 @@ class RemoteClients:
                 return entry.discovery
         return None
 
-    async def _drop(self, key: str, holder: str) -> None:
-        entry = self._entries.get(key)
-        if entry is None:
+    async def _close_unused(self, key: str) -> None:
+        if key in self._held.values():
             return
-        entry.owners.discard(holder)
-        if not entry.owners:
-            del self._entries[key]
+        entry = self._entries.pop(key, None)
+        if entry is not None:
             await entry.kube.close()
 
     async def close(self) -> None:
         entries = list(self._entries.values())
         self._entries.clear()
-        self._owned.clear()
+        self._held.clear()
         for entry in entries:
             await entry.kube.close()

@@ -17,7 +17,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-DEFAULT_SELECTOR: Final = "reconcile.fluxcd.io/watch=Enabled"
+from tidal.api.meta import WATCH_LABEL, WATCH_LABEL_ENABLED
+
+DEFAULT_SELECTOR: Final = f"{WATCH_LABEL}={WATCH_LABEL_ENABLED}"
 _DIGEST: Final = "tidal.digest"
 
 Obj = dict[str, Any]

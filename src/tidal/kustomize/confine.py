@@ -30,10 +30,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import re
 import stat
-import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +44,7 @@ from yaml.events import AliasEvent, ScalarEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
-from tidal.kube import yamlio
+from tidal.kube import goyaml, yamlio
 from tidal.kube.gostrconv import parse_int, parse_uint
 
 __all__ = [
@@ -55,7 +53,6 @@ __all__ = [
     "KustomizationFileError",
     "Plan",
     "dump_json_yaml",
-    "format_float32_g",
     "is_remote",
     "join_path",
     "load_kustomization_file",
@@ -79,12 +76,6 @@ class KustomizationFileError(ValueError):
 
 _PLAIN: Final = "tidal:plain"
 _V2_NULL: Final = frozenset(("", "~", "null", "Null", "NULL"))
-_V2_BOOL: Final = {
-    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "on", "On", "ON"), True),
-    **dict.fromkeys(("true", "True", "TRUE"), True),
-    **dict.fromkeys(("n", "N", "no", "No", "NO", "off", "Off", "OFF"), False),
-    **dict.fromkeys(("false", "False", "FALSE"), False),
-}
 _V2_SPECIAL_FLOAT: Final = {
     **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), float("inf")),
     **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), float("-inf")),
@@ -99,8 +90,8 @@ def _v2_plain(value: str) -> Any:
     """go-yaml v2's resolve() for an untagged plain scalar decoded into interface{}."""
     if value in _V2_NULL:
         return None
-    if value in _V2_BOOL:
-        return _V2_BOOL[value]
+    if value in goyaml.BOOLS:
+        return goyaml.BOOLS[value]
     if value in _V2_SPECIAL_FLOAT:
         return _V2_SPECIAL_FLOAT[value]
     if value[0] in "0123456789+-.":
@@ -125,38 +116,6 @@ def _v2_plain(value: str) -> Any:
                     return sign * bits
     # Timestamps stay strings when decoded into interface{} ("for backward compatibility").
     return value
-
-
-def format_float32_g(value: float) -> str:
-    """Go's strconv.FormatFloat(value, 'g', -1, 32): sigs.k8s.io/yaml's float-to-string."""
-    if math.isnan(value):
-        return "NaN"
-    try:
-        single = struct.unpack("f", struct.pack("f", value))[0]
-    except OverflowError:
-        single = math.copysign(math.inf, value)
-    if math.isinf(single):
-        return "+Inf" if single > 0 else "-Inf"
-    if single == 0:
-        return "-0" if math.copysign(1.0, single) < 0 else "0"
-    # The shortest decimal that reads back as the same float32.
-    for precision in range(9):
-        text = f"{single:.{precision}e}"
-        if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
-            break
-    mantissa, _, exp_text = text.partition("e")
-    sign = "-" if mantissa.startswith("-") else ""
-    digits = mantissa.lstrip("-").replace(".", "").rstrip("0") or "0"
-    exp = int(exp_text)
-    if exp < -4 or exp >= 6:
-        frac = f".{digits[1:]}" if len(digits) > 1 else ""
-        return f"{sign}{digits[0]}{frac}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    point = exp + 1
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return f"{sign}{digits}{'0' * (point - len(digits))}"
-    return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
 class _PlainResolver(BaseResolver):
@@ -261,7 +220,7 @@ class _V2Decoder:
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, float):
-            return format_float32_g(value)
+            return goyaml.format_float32(value)
         if isinstance(value, int):
             return str(value)
         raise KustomizationFileError(f"unsupported map key at line {node.start_mark.line + 1}")

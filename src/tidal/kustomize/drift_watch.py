@@ -39,12 +39,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, Literal, NamedTuple
 
-import httpx2 as httpx
 from prometheus_client import CollectorRegistry, Counter, Metric
 from prometheus_client.core import GaugeMetricFamily
 
@@ -226,23 +225,19 @@ def slim(obj: Obj) -> Obj:
 
 @dataclass(frozen=True)
 class Owner:
-    """What the drift watch needs of one Kustomization."""
+    """What the drift watch needs of one Kustomization that may be woken."""
 
-    active: bool
     ids: frozenset[str] = frozenset()
     kinds: frozenset[Kind] = frozenset()
 
 
-NOBODY: Final = Owner(active=False)
-
-
-def owner_of(ks: Mapping[str, Any]) -> Owner:
-    """A Kustomization that is suspended or being deleted is not woken; one with
-    spec.kubeConfig applies to a remote cluster, whose objects this process does not watch
-    (out of scope), so it is treated the same."""
+def owner_of(ks: Mapping[str, Any]) -> Owner | None:
+    """None for a Kustomization that is not woken: suspended, being deleted, or with
+    spec.kubeConfig, which applies to a remote cluster whose objects this process does not
+    watch (out of scope)."""
     spec = ks.get("spec") or {}
     if spec.get("suspend") or spec.get("kubeConfig") or _meta(ks).get("deletionTimestamp"):
-        return NOBODY
+        return None
     inventory = (ks.get("status") or {}).get("inventory") or {}
     refs: list[ObjRef] = []
     for entry in inventory.get("entries") or ():
@@ -253,30 +248,9 @@ def owner_of(ks: Mapping[str, Any]) -> Owner:
         if ref.version:
             refs.append(ref)
     return Owner(
-        active=True,
         ids=frozenset(r.id for r in refs),
         kinds=frozenset(Kind(r.group, r.version, r.kind) for r in refs),
     )
-
-
-# -- metadata-only client -------------------------------------------------------------------------
-
-
-_PARTIAL = "application/json;as=PartialObjectMetadata{};g=meta.k8s.io;v=v1"
-
-
-async def _ask_for_metadata(request: httpx.Request) -> None:
-    # A LIST answers a PartialObjectMetadataList, a watch streams PartialObjectMetadata.
-    request.headers["Accept"] = _PARTIAL.format("" if "watch" in request.url.params else "List")
-
-
-class MetadataKube(Kube):
-    """A client whose reads return metadata only: a Deployment or a ConfigMap costs the same
-    few hundred bytes on the wire and in the cache, whatever its spec, data or status."""
-
-    def __init__(self, kube: Kube) -> None:
-        super().__init__(kube.config)
-        self._http.event_hooks = {"request": [_ask_for_metadata], "response": []}
 
 
 # -- the watch ------------------------------------------------------------------------------------
@@ -323,14 +297,14 @@ class DriftWatch:
         manager: str = FIELD_MANAGER,
         debounce: float = DEBOUNCE_SECONDS,
         watch_timeout: float = DEFAULT_WATCH_TIMEOUT,
+        discovery: Discovery | None = None,
     ) -> None:
         self.enqueue = enqueue
         self.manager = manager
         self.debounce = debounce
         self.watch_timeout = watch_timeout
-        self.owners: dict[Key, Owner] = {}
+        self.owners: dict[Key, Owner] = {}  # only the Kustomizations that may be woken
         self.watches: dict[Kind, Informer] = {}
-        self._refs: Tally[Kind] = Tally()
         self._pending: dict[Key, _Pending] = {}
         self._unresolved: set[Kind] = set()  # kinds discovery did not know (logged once)
         self._dirty = asyncio.Event()
@@ -343,8 +317,11 @@ class DriftWatch:
         )
         if registry is not None:
             registry.register(_WatchedObjects(lambda: self.watches))
-        self._client: Kube = MetadataKube(kube)
-        self._discovery = Discovery(kube)
+        # Its own session: the watches read metadata only (see Kube's metadata_only), so a
+        # Deployment or a ConfigMap costs the same few hundred bytes on the wire and in the cache.
+        self._client = Kube(kube.config, metadata_only=True)
+        # the reconciler's, when given: the same server's kinds are then looked up once
+        self._discovery = discovery or Discovery(kube)
         ks_informer.add_handler(
             on_add=self.kustomization_changed,
             on_update=lambda _old, new: self.kustomization_changed(new),
@@ -353,19 +330,11 @@ class DriftWatch:
 
     # -- Kustomization index ---------------------------------------------------------------------
 
-    def _set_owner(self, key: Key, owner: Owner) -> None:
-        before = self.owners.get(key, NOBODY)
-        if owner == before:
-            return
-        if owner is NOBODY:
-            self.owners.pop(key, None)
-        else:
+    def _set_owner(self, key: Key, owner: Owner | None) -> None:
+        before = self.owners.pop(key, None)
+        if owner is not None:
             self.owners[key] = owner
-        old_kinds = before.kinds if before.active else frozenset()
-        new_kinds = owner.kinds if owner.active else frozenset()
-        if old_kinds != new_kinds:
-            self._refs.subtract(old_kinds)
-            self._refs.update(new_kinds)
+        if (before or Owner()).kinds != (owner or Owner()).kinds:
             self._dirty.set()
 
     def kustomization_changed(self, ks: Obj) -> None:
@@ -374,10 +343,12 @@ class DriftWatch:
 
     def kustomization_deleted(self, ks: Obj) -> None:
         meta = _meta(ks)
-        self._set_owner((str(meta.get("namespace", "")), str(meta.get("name", ""))), NOBODY)
+        self._set_owner((str(meta.get("namespace", "")), str(meta.get("name", ""))), None)
 
     def wanted(self) -> set[Kind]:
-        return {k for k, n in self._refs.items() if n > 0}
+        # Derived at each sync (rare, coalesced by _dirty) rather than reference-counted on
+        # every Kustomization update.
+        return set[Kind]().union(*(owner.kinds for owner in self.owners.values()))
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -433,8 +404,10 @@ class DriftWatch:
                 watch_timeout=self.watch_timeout,
                 name=f"drift {kind.api_version} {kind.kind}",
             )
-            on_update, on_delete = self._handlers(kind)
-            informer.add_handler(on_update=on_update, on_delete=on_delete)
+            informer.add_handler(
+                on_update=partial(self.object_changed, kind),
+                on_delete=partial(self.object_changed, kind, new=None),
+            )
             informer.start()
             self.watches[kind] = informer
             log.debug("drift watch: watching %s %s", kind.api_version, kind.kind)
@@ -447,15 +420,6 @@ class DriftWatch:
 
     # -- events ----------------------------------------------------------------------------------
 
-    def _handlers(self, kind: Kind) -> tuple[Callable[[Obj, Obj], None], Callable[[Obj], None]]:
-        def on_update(old: Obj, new: Obj) -> None:
-            self.object_changed(kind, old, new)
-
-        def on_delete(old: Obj) -> None:
-            self.object_changed(kind, old, None)
-
-        return on_update, on_delete
-
     def object_changed(self, kind: Kind, old: Obj, new: Obj | None) -> None:
         reason = drift_of(old, new, self.manager)
         if reason is None:
@@ -467,7 +431,7 @@ class DriftWatch:
         owner = self.owners.get(key)
         meta = _meta(last)
         ref = ObjRef(str(meta.get("namespace") or ""), str(meta.get("name")), kind.group, kind.kind)
-        if owner is None or not owner.active or ref.id not in owner.ids:
+        if owner is None or ref.id not in owner.ids:
             return
         if key not in self._pending:
             timer = asyncio.get_running_loop().call_later(self.debounce, self._wake, key)
@@ -475,8 +439,7 @@ class DriftWatch:
 
     def _wake(self, key: Key) -> None:
         pending = self._pending.pop(key)
-        owner = self.owners.get(key)
-        if owner is None or not owner.active:
+        if key not in self.owners:  # suspended, deleted or made remote meanwhile
             return
         self._wakeups.labels(pending.reason).inc()
         log.info(

@@ -61,6 +61,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from tidal.kube.gostrconv import INT64_MAX, parse_int
+
 __all__ = ["EnvsubstError", "envsubst"]
 
 # Flux's error texts, which users see in Kustomization conditions.
@@ -70,13 +72,10 @@ BAD_VARIABLE_NAME: Final = "unable to parse variable name"
 BAD_FUNCTION_ARGUMENT: Final = "unable to parse substitution within function"
 VARIABLE_NOT_SET: Final = "variable not set (strict mode)"
 
-_INT64_MAX: Final = (1 << 63) - 1
-_INT64_MIN: Final = -(1 << 63)
 _RUNE_ERROR: Final = 0xFFFD
 # Operators that supply a value for an undefined variable, so strict mode lets them through.
 _DEFAULT_OPS: Final = frozenset(("=", ":=", ":-", ":?", ":+"))
 _TOP_LEVEL_SPECIAL: Final = re.compile("[$\x00]")
-_GO_INT: Final = re.compile(r"[+-]?[0-9]+")
 _ESCAPED_BYTE: Final = re.compile("[\udc80-\udcff]")
 
 
@@ -414,31 +413,23 @@ def _simple_upper(ch: str) -> str:
     return title if len(title) == 1 else ch
 
 
-def _go_atoi(text: str) -> int | None:
-    """strconv.Atoi: optional sign and ASCII digits, within int64; None on error."""
-    if not _GO_INT.fullmatch(text):
-        return None
-    n = int(text)
-    return n if _INT64_MIN <= n <= _INT64_MAX else None
-
-
 def _substring(value: str, args: list[str]) -> str:
     data = _to_bytes(value)
     size = len(data)
-    start = _go_atoi(args[0])
+    start = parse_int(args[0], 10)  # strconv.Atoi
     if start is None:
         return value
     if start < 0:
         start = max(size + start, 0)
     if len(args) == 1:
         return _from_bytes(data[start:]) if start < size else ""
-    length = _go_atoi(args[1])
+    length = parse_int(args[1], 10)
     if length is None:
         return value
     if length < 0:
         end = size + length
         return "" if end < start else _from_bytes(data[start:end])
-    if start + length > _INT64_MAX:
+    if start + length > INT64_MAX:
         # Go's int addition wraps around and the slice expression panics.
         raise EnvsubstError("runtime error: slice bounds out of range")
     if start + length >= size:

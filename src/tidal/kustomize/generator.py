@@ -40,14 +40,13 @@ import yaml
 from yaml.error import YAMLError
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from tidal.kube import yamlio
+from tidal.kube import goyaml, yamlio
 from tidal.kube.gostrconv import INT64_MAX, INT64_MIN
 from tidal.kustomize.confine import (
     KUSTOMIZATION_FILES,
     ConfinementError,
     KustomizationFileError,
     dump_json_yaml,
-    format_float32_g,
     join_path,
     load_kustomization_file,
     resolve_path,
@@ -435,7 +434,7 @@ def _coerce(value: Any, target: str | None) -> Any:
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, float):
-            return format_float32_g(value)
+            return goyaml.format_float32(value)
         return str(value)
     return value
 
@@ -621,22 +620,18 @@ def _kustomization_file(root: Path, directory: str) -> str | None:
     return None
 
 
-def _go_text(value: Any) -> str:
-    return "" if value is None or isinstance(value, dict | list) else str(value)
-
-
 def _go_map(value: Any) -> str:
     """fmt's %v of a map[string]string: keys sorted, a nil map printed as map[]."""
     pairs = sorted(value.items()) if isinstance(value, dict) else []
-    return "map[" + " ".join(f"{k}:{_go_text(v)}" for k, v in pairs) + "]"
+    return "map[" + " ".join(f"{k}:{_text(v)}" for k, v in pairs) + "]"
 
 
 def _resource_meta(doc: Mapping[str, Any]) -> str:
     """fmt's %v of kyaml's ResourceMeta, as kustomize prints it in these errors."""
     metadata = doc.get("metadata")
     meta: Mapping[str, Any] = metadata if isinstance(metadata, Mapping) else {}
-    type_meta = f"{{{_go_text(doc.get('apiVersion'))} {_go_text(doc.get('kind'))}}}"
-    name_meta = f"{{{_go_text(meta.get('name'))} {_go_text(meta.get('namespace'))}}}"
+    type_meta = f"{{{_text(doc.get('apiVersion'))} {_text(doc.get('kind'))}}}"
+    name_meta = f"{{{_text(meta.get('name'))} {_text(meta.get('namespace'))}}}"
     maps = f"{_go_map(meta.get('labels'))} {_go_map(meta.get('annotations'))}"
     return f"{{{type_meta} {{{name_meta} {maps}}}}}"
 

@@ -77,6 +77,7 @@ from tidal.kustomize import history, inventory
 from tidal.kustomize.artifacts import ArtifactCache, ArtifactError
 from tidal.kustomize.render import Renderer, RenderError
 from tidal.runtime import conditions
+from tidal.runtime.finalizers import add_finalizer, remove_finalizer
 from tidal.runtime.poll import poll_until
 from tidal.runtime.status import write_status
 from tidal.runtime.workers import Result
@@ -148,24 +149,6 @@ class _Run:
     ready_exprs: dict[str, cel.Expression] = field(default_factory=dict)
 
 
-def timeout_of(obj: Kustomization) -> float:
-    """Flux's GetTimeout: spec.timeout, else interval minus 30 s; never below 30 s."""
-    spec = obj.spec
-    duration = parse_duration(spec.interval) - 30
-    if spec.timeout:
-        duration = parse_duration(spec.timeout)
-    return max(duration, 30.0)
-
-
-def retry_interval_of(obj: Kustomization) -> float:
-    spec = obj.spec
-    return (
-        parse_duration(spec.retry_interval)
-        if spec.retry_interval
-        else parse_duration(spec.interval)
-    )
-
-
 def owner_labels(obj: Kustomization) -> dict[str, str]:
     return {NAME_LABEL: obj.metadata.name, NAMESPACE_LABEL: obj.metadata.namespace}
 
@@ -216,11 +199,13 @@ def apply_options(obj: Kustomization, settings: Settings) -> ApplyOptions:
         cleanup_exclusions={SSA_ANNOTATION: SSA_MERGE},
         drift_ignore=IgnoreRules([rule.to_dict() for rule in obj.spec.ignore]).paths_for,
         owned_selector=",".join(f"{k}={v}" for k, v in sorted(owner_labels(obj).items())),
-        wait_timeout=timeout_of(obj),
+        wait_timeout=obj.spec.timeout_seconds(),
     )
 
 
 ClientFactory = Callable[[str], Awaitable[Kube]]
+# An informer cache's get(namespace, name).
+CacheLookup = Callable[[str, str], Mapping[str, Any] | None]
 
 
 class KustomizationReconciler:
@@ -233,7 +218,10 @@ class KustomizationReconciler:
         settings: Settings,
         *,
         impersonated: ClientFactory | None = None,
+        caches: Mapping[str, CacheLookup] | None = None,
     ) -> None:
+        """`caches` maps a kind (a source kind, Kustomization) to the controller's informer
+        cache of it: the source and the dependencies are then read from it, not fetched."""
         self.kube = kube
         self.events = events
         self.artifacts = artifacts
@@ -241,6 +229,7 @@ class KustomizationReconciler:
         self.settings = settings
         self.discovery = Discovery(kube)
         self._impersonated = impersonated
+        self._caches = dict(caches or {})
         self._clients: dict[str, Kube] = {}
         self._remote = RemoteClients(
             KubeConfigOptions(
@@ -321,6 +310,17 @@ class KustomizationReconciler:
             client, discovery, owner=FIELD_MANAGER, concurrency=self.settings.concurrent_ssa
         )
 
+    async def _read(self, kind: str, namespace: str, name: str, path: str) -> Mapping[str, Any]:
+        """The object from the informer cache of `kind`, as Flux's cached client reads sources
+        and dependencies, else a GET of `path`: a miss proves nothing (no informer for that
+        kind, or --watch-label-selector keeps the object out), so the API server decides.
+        Never mutate the result: a cached object is shared."""
+        lookup = self._caches.get(kind)
+        cached = lookup(namespace, name) if lookup is not None else None
+        if cached is not None:
+            return cached
+        return await self.kube.get(path)
+
     # -- status and events ---------------------------------------------------------------
 
     async def _patch_status(self, run: _Run) -> None:
@@ -352,7 +352,7 @@ class KustomizationReconciler:
 
     def _fail(self, run: _Run, reason: str, message: str, after: float | None = None) -> _Stop:
         conditions.mark_false(run.obj, READY, reason, "%s", message)
-        return _Stop(message, retry_interval_of(run.obj) if after is None else after)
+        return _Stop(message, run.obj.spec.retry_interval_seconds() if after is None else after)
 
     # -- entry point ---------------------------------------------------------------------
 
@@ -365,11 +365,12 @@ class KustomizationReconciler:
         meta = obj.metadata
         if meta.deletion_timestamp:
             return await self._finalize(obj)
-        if KUSTOMIZATION_FINALIZER not in meta.finalizers:
-            await self.kube.patch(
-                object_path(meta.namespace, meta.name),
-                {"metadata": {"finalizers": [*meta.finalizers, KUSTOMIZATION_FINALIZER]}},
-            )
+        await add_finalizer(
+            self.kube,
+            object_path(meta.namespace, meta.name),
+            meta.finalizers,
+            KUSTOMIZATION_FINALIZER,
+        )
         if obj.spec.suspend:
             return Result.success()
 
@@ -428,12 +429,12 @@ class KustomizationReconciler:
         if path is None:
             raise self._fail(run, ARTIFACT_FAILED, f"source `{ref.kind}` kind not supported")
         try:
-            return await self.kube.get(path.format(ns=ns, name=ref.name))
+            return await self._read(ref.kind, ns, ref.name, path.format(ns=ns, name=ref.name))
         except ApiError as e:
             if e.status == 404:
                 message = f"Source '{subject}' not found"
                 conditions.mark_false(obj, READY, ARTIFACT_FAILED, "%s", message)
-                raise _Stop(message, retry_interval_of(obj), event=False) from None
+                raise _Stop(message, obj.spec.retry_interval_seconds(), event=False) from None
             raise self._fail(run, ARTIFACT_FAILED, f"unable to get source '{subject}': {e}") from e
 
     def _compile_expressions(self, run: _Run) -> None:
@@ -460,9 +461,9 @@ class KustomizationReconciler:
             ns = dep.namespace or obj.metadata.namespace
             name = f"{ns}/{dep.name}"
             try:
-                raw = await self.kube.get(object_path(ns, dep.name))
+                raw = await self._read(KUSTOMIZATION_KIND, ns, dep.name, object_path(ns, dep.name))
             except ApiError as e:
-                return f"dependency '{name}' not found: {e.body.get('message') or e}"
+                return f"dependency '{name}' not found: {e.message}"
             try:
                 other = Kustomization.from_dict(raw)
             except msgspec.ValidationError:
@@ -518,7 +519,7 @@ class KustomizationReconciler:
                 self._event(run, "info", message)
                 raise _Stop(message, self.settings.requeue_dependency, event=False)
 
-        timeout = format_duration(timeout_of(obj))
+        timeout = format_duration(obj.spec.timeout_seconds())
         conditions.mark_unknown(obj, READY, PROGRESSING, "Reconciliation in progress")
         conditions.mark_reconciling(
             obj,
@@ -530,13 +531,10 @@ class KustomizationReconciler:
         await self._patch_status(run)
         old_inventory = list(obj.status.inventory.entries) if obj.status.inventory else []
 
+        digest = str(artifact.get("digest", ""))
         try:
-            async with self.artifacts.unpacked(
-                str(artifact.get("url", "")), str(artifact.get("digest", ""))
-            ) as tree:
-                await self._apply_revision(
-                    run, tree, old_inventory, str(artifact.get("digest", ""))
-                )
+            async with self.artifacts.unpacked(str(artifact.get("url", "")), digest) as tree:
+                await self._apply_revision(run, tree, old_inventory, digest)
         except ArtifactError as e:
             raise self._fail(run, ARTIFACT_FAILED, str(e)) from None
 
@@ -544,7 +542,7 @@ class KustomizationReconciler:
         self, run: _Run, tree: Path, old_inventory: list[ResourceRef], digest: str
     ) -> None:
         obj = run.obj
-        timeout = format_duration(timeout_of(obj))
+        timeout = format_duration(obj.spec.timeout_seconds())
         try:
             self.renderer.check_path(tree, obj.spec.path)
         except RenderError as e:
@@ -686,7 +684,7 @@ class KustomizationReconciler:
             conditions.delete(obj, HEALTHY)
             return
         was_healthy = conditions.is_true(obj, HEALTHY)
-        timeout = timeout_of(obj)
+        timeout = obj.spec.timeout_seconds()
         message = (
             f"Running health checks for revision {run.revision} with a timeout of "
             f"{format_duration(timeout)}"
@@ -716,7 +714,7 @@ class KustomizationReconciler:
     # -- deletion ------------------------------------------------------------------------
 
     def _deletes_on_removal(self, obj: Kustomization) -> bool:
-        policy = obj.spec.deletion_policy or DELETION_POLICY_MIRROR_PRUNE
+        policy = obj.spec.effective_deletion_policy()
         if policy == DELETION_POLICY_MIRROR_PRUNE:
             return obj.spec.prune
         return policy in (DELETION_POLICY_DELETE, DELETION_POLICY_WAIT_FOR_TERMINATION)
@@ -733,7 +731,7 @@ class KustomizationReconciler:
                 # As Flux: the finalizer stays until the remote cluster can be reached.
                 self._event(run, "error", f"failed to build kube client: {e}")
                 return Result.failure(str(e))
-            stale = [inventory.parse_id(r.id, r.version) for r in entries]
+            stale = inventory.refs(entries)
             if not can_impersonate:
                 listing = "\n".join(r.subject for r in stale)
                 self._event(run, "error", f"unable to prune objects: \n{listing}")
@@ -754,22 +752,18 @@ class KustomizationReconciler:
                     gone = [r.as_object() for r in stale if r.subject in deleted]
                     await self._wait_terminated(run, manager, gone)
         await self._remote.release(_owner(obj))
-        if KUSTOMIZATION_FINALIZER in meta.finalizers:
-            remaining = [f for f in meta.finalizers if f != KUSTOMIZATION_FINALIZER]
-            try:
-                await self.kube.patch(
-                    object_path(meta.namespace, meta.name),
-                    {"metadata": {"finalizers": remaining or None}},
-                )
-            except ApiError as e:
-                if e.status != 404:
-                    raise
+        await remove_finalizer(
+            self.kube,
+            object_path(meta.namespace, meta.name),
+            meta.finalizers,
+            KUSTOMIZATION_FINALIZER,
+        )
         return Result.success(None)
 
     async def _wait_terminated(
         self, run: _Run, manager: ResourceManager, objects: list[dict[str, Any]]
     ) -> None:
-        timeout = timeout_of(run.obj)
+        timeout = run.obj.spec.timeout_seconds()
 
         async def all_gone() -> bool:
             results = await asyncio.gather(*(manager.status_of(o) for o in objects))
@@ -810,8 +804,7 @@ def _is_ready(obj: Kustomization) -> bool:
 
 def _has_revision(source: Mapping[str, Any], revision: str) -> bool:
     """Flux's Artifact.HasRevision."""
-    current = str(((source.get("status") or {}).get("artifact") or {}).get("revision", ""))
-    return bool(revision) and current == revision
+    return bool(revision) and _artifact_revision(source) == revision
 
 
 def _origin_revision(source: Mapping[str, Any]) -> str:

@@ -94,7 +94,7 @@ class Renderer:
                 if e.status == 404 and ref.optional:
                     continue
                 raise RenderError(
-                    f"substitute from '{ref.kind}/{ref.name}' error: {e.body.get('message') or e}"
+                    f"substitute from '{ref.kind}/{ref.name}' error: {e.message}"
                 ) from None
             if ref.kind == "ConfigMap":
                 sources.append(substitute.config_map_values(raw))
@@ -128,9 +128,9 @@ class Renderer:
         except (kbuild.BuildError, generator.GeneratorError) as e:
             raise RenderError(str(e)) from None
         refuse_ciphertext(objects)
-        post = obj.spec.post_build
-        if variables is not None and post is not None:
-            strategy = post.substitute_strategy or "WithVariables"
+        # None exactly when there is no spec.postBuild
+        if variables is not None:
+            strategy = obj.spec.effective_substitute_strategy()
             substituted = []
             for o in objects:
                 try:

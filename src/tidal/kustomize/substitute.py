@@ -14,7 +14,7 @@ ones winning, then from the inline ``substitute`` map, which wins over all, ever
 3. Every variable name must match ``^[_[:alpha:]][_[:alpha:][:digit:]]*$`` (ASCII), else the
    object fails, whether or not the text uses it.
 4. The object is written out as Flux writes it (go-yaml v2 through sigs.k8s.io/yaml, here
-   tidal.cli.goyaml: keys in go-yaml's order, strings it would misread double-quoted, lines
+   tidal.kube.goyaml: keys in go-yaml's order, strings it would misread double-quoted, lines
    folded at 80 columns), the text goes through envsubst (tidal.kustomize.envsubst) and the
    result is read back. The quoting of the source file is long gone by then, so
    ``replicas: "${n}"`` and ``replicas: ${n}`` both become the number 3 for ``n=3``: to keep a
@@ -42,7 +42,6 @@ import binascii
 import json
 import math
 import re
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 
@@ -50,8 +49,7 @@ from yaml import YAMLError
 from yaml._yaml import CParser
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from tidal.cli import goyaml
-from tidal.kube import yamlio
+from tidal.kube import goyaml, yamlio
 from tidal.kube.gostrconv import parse_int, parse_uint
 from tidal.kustomize.envsubst import EnvsubstError, envsubst
 
@@ -245,15 +243,8 @@ def post_build_failure(obj: Mapping[str, Any], error: SubstitutionError) -> str:
 # ---------------------------------------------------------------------------------------------
 # Reading the substituted text as go-yaml v2 does
 
-_GO_YAML_V2_BOOLS: Final = {
-    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE"), True),
-    **dict.fromkeys(("on", "On", "ON"), True),
-    **dict.fromkeys(("n", "N", "no", "No", "NO", "false", "False", "FALSE"), False),
-    **dict.fromkeys(("off", "Off", "OFF"), False),
-}
 _PLAIN: Final = "plain"
 _OTHER: Final = "other"
-_FLOAT32_MAX: Final = 3.4028234663852886e38
 
 
 class _NotInOriginal:
@@ -328,7 +319,11 @@ class _GoYamlV2Reading:
             if _fresh(original) and _plain(node):
                 text = node.value
                 self._values.append((path, text))
-                if text and self._unsupported_float is None and goyaml.resolve(text) == _FLOAT_TAG:
+                if (
+                    text
+                    and self._unsupported_float is None
+                    and goyaml.resolve(text) == goyaml.FLOAT
+                ):
                     number = _go_yaml_v2_float(text)
                     if math.isnan(number):
                         self._unsupported_float = "NaN"
@@ -372,22 +367,22 @@ class _GoYamlV2Reading:
     def _key(self, node: ScalarNode, value: Node) -> str:
         """The JSON key sigs.k8s.io/yaml makes of a plain key (renaming it in the text)."""
         text: str = node.value
-        tag = goyaml.resolve(text) if text else _NULL_TAG
-        if tag in (goyaml.STR, _MERGE_TAG):
+        tag = goyaml.resolve(text) if text else goyaml.NULL
+        if tag in (goyaml.STR, goyaml.MERGE):
             return text
-        if tag == _TIMESTAMP_TAG:
+        if tag == goyaml.TIMESTAMP:
             # go-yaml v2 decodes timestamps as the text itself; quoted, yamlio agrees.
             key = text
-        elif tag == _BOOL_TAG:
-            key = "true" if _GO_YAML_V2_BOOLS[text] else "false"
-        elif tag == _INT_TAG:
+        elif tag == goyaml.BOOL:
+            key = "true" if goyaml.BOOLS[text] else "false"
+        elif tag == goyaml.INT:
             number = _go_yaml_v2_int(text)
             if number is None:
                 shown = f"{parse_uint(text.replace('_', ''), 0) or 0:#x}"
                 raise _unsupported_key("uint64", shown, value)
             key = str(number)
-        elif tag == _FLOAT_TAG:
-            key = _format_float32(_go_yaml_v2_float(text))
+        elif tag == goyaml.FLOAT:
+            key = _float_key(_go_yaml_v2_float(text))
         else:
             raise _unsupported_key("%!s(<nil>)", "<nil>", value)
         self._rename(node, key)
@@ -410,12 +405,12 @@ class _GoYamlV2Reading:
                 continue
             if not isinstance(value, str):
                 continue
-            if text in _GO_YAML_V2_BOOLS:
-                fixed: Any = _GO_YAML_V2_BOOLS[text]
+            if text in goyaml.BOOLS:
+                fixed: Any = goyaml.BOOLS[text]
             elif not text:
                 # kustomize's first reading makes "" of an empty scalar in [..] or {..}.
                 fixed = None
-            elif value != text and goyaml.resolve(text) == _TIMESTAMP_TAG:
+            elif value != text and goyaml.resolve(text) == goyaml.TIMESTAMP:
                 fixed = text
             else:
                 continue
@@ -432,15 +427,6 @@ def _lookup(document: Any, path: _Path) -> Any:
     return value
 
 
-_TAG: Final = "tag:yaml.org,2002:"
-_NULL_TAG: Final = _TAG + "null"
-_BOOL_TAG: Final = _TAG + "bool"
-_INT_TAG: Final = _TAG + "int"
-_FLOAT_TAG: Final = _TAG + "float"
-_TIMESTAMP_TAG: Final = _TAG + "timestamp"
-_MERGE_TAG: Final = _TAG + "merge"
-
-
 def _unsupported_key(go_type: str, key: str, value: Node) -> SubstitutionError:
     message = f"envsubst error: YAMLToJSON: unsupported map key of type: {go_type}, key: {key}"
     # Go's %#v of the value, for the scalars it is easy to be sure of; collections are left out
@@ -449,10 +435,10 @@ def _unsupported_key(go_type: str, key: str, value: Node) -> SubstitutionError:
         tag = goyaml.STR if value.style else goyaml.resolve(value.value)
         if tag == goyaml.STR:
             message += f", value: {json.dumps(value.value, ensure_ascii=False)}"
-        elif tag == _NULL_TAG:
+        elif tag == goyaml.NULL:
             message += ", value: <nil>"
-        elif tag == _BOOL_TAG:
-            message += f", value: {str(_GO_YAML_V2_BOOLS[value.value]).lower()}"
+        elif tag == goyaml.BOOL:
+            message += f", value: {str(goyaml.BOOLS[value.value]).lower()}"
     return SubstitutionError(message)
 
 
@@ -485,17 +471,11 @@ def _go_yaml_v2_float(text: str) -> float:
     return float(text.replace("_", ""))
 
 
-def _format_float32(value: float) -> str:
-    """strconv.FormatFloat(value, 'g', -1, 32), with go-yaml's names for the specials."""
-    if math.isnan(value):
-        return ".nan"
-    if abs(value) > _FLOAT32_MAX:
-        # Beyond float32's range Go's conversion rounds to infinity (ignoring the half-ULP
-        # band just above the maximum, which no key written in decimal lands in).
-        return ".inf" if value > 0 else "-.inf"
-    single = struct.unpack("f", struct.pack("f", value))[0]
-    for digits in range(1, 10):
-        text = f"{single:.{digits - 1}e}"
-        if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
-            return goyaml.format_float(float(text))
-    return goyaml.format_float(single)
+# sigs.k8s.io/yaml renames these for a float key (not for a value).
+_FLOAT_KEY_SPECIALS: Final = {"NaN": ".nan", "+Inf": ".inf", "-Inf": "-.inf"}
+
+
+def _float_key(value: float) -> str:
+    """The JSON key sigs.k8s.io/yaml makes of a float key: float32 digits, go-yaml's specials."""
+    text = goyaml.format_float32(value)
+    return _FLOAT_KEY_SPECIALS.get(text, text)

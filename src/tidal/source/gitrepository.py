@@ -62,6 +62,7 @@ from tidal.api.source import (
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.events import EventRecorder
 from tidal.runtime import conditions
+from tidal.runtime.finalizers import add_finalizer, remove_finalizer
 from tidal.runtime.status import write_status
 from tidal.runtime.summarize import (
     GIT_REPOSITORY_READY,
@@ -366,11 +367,9 @@ class GitRepositoryReconciler:
         meta = obj.metadata
         if meta.deletion_timestamp:
             return await self._delete(obj)
-        if SOURCE_FINALIZER not in meta.finalizers:
-            await self.kube.patch(
-                _object_path(meta.namespace, meta.name),
-                {"metadata": {"finalizers": [*meta.finalizers, SOURCE_FINALIZER]}},
-            )
+        await add_finalizer(
+            self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
+        )
         if obj.spec.suspend:
             return Result.success()
 
@@ -425,16 +424,9 @@ class GitRepositoryReconciler:
         except (OSError, StorageError) as e:
             return Result.failure(f"garbage collection failed: {e}")
         await asyncio.to_thread(shutil.rmtree, self._mirror_dir(obj), ignore_errors=True)
-        if SOURCE_FINALIZER in meta.finalizers:
-            remaining = [f for f in meta.finalizers if f != SOURCE_FINALIZER]
-            try:
-                await self.kube.patch(
-                    _object_path(meta.namespace, meta.name),
-                    {"metadata": {"finalizers": remaining or None}},
-                )
-            except ApiError as e:
-                if e.status != 404:
-                    raise
+        await remove_finalizer(
+            self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
+        )
         return Result.success()
 
     def _mirror_dir(self, obj: GitRepository) -> Path:
@@ -532,7 +524,7 @@ class GitRepositoryReconciler:
             try:
                 dep = await self.kube.get(_object_path(ns, name))
             except ApiError as e:
-                detail = str(e.body.get("message") or e)
+                detail = e.message
                 message = f"could not get resource for include '{name}': {detail}"
                 raise self._include_unavailable(obj, INCLUDE_NOT_FOUND, message) from None
             raw = (dep.get("status") or {}).get("artifact")

@@ -8,42 +8,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tidal.ssa.objects import meta
+from tidal.ssa.pointer import remove_pointer
 
 
-def _unescape(token: str) -> str:
-    return token.replace("~1", "/").replace("~0", "~")
-
-
-def remove_pointer(doc: Any, pointer: str) -> None:
-    """Remove the value at an RFC 6901 pointer if present (missing paths are fine)."""
-    if not pointer or pointer == "/":
-        return
-    tokens = [_unescape(t) for t in pointer.lstrip("/").split("/")]
-    parent = doc
-    for token in tokens[:-1]:
-        if isinstance(parent, dict):
-            parent = parent.get(token)
-        elif isinstance(parent, list) and token.isdigit() and int(token) < len(parent):
-            parent = parent[int(token)]
-        else:
-            return
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        parent.pop(last, None)
-    elif isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
-        del parent[int(last)]
-
-
-def _comparable(obj: Mapping[str, Any], ignore: Iterable[str]) -> dict[str, Any]:
+def _comparable(obj: Mapping[str, Any], ignore: list[str]) -> dict[str, Any]:
+    """The compared part of `obj`; shares `obj`'s values unless pointers must be removed
+    (a copy of every object on every reconcile is measurable on large inventories)."""
     m = meta(obj)
     doc: dict[str, Any] = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
-    doc = copy.deepcopy(doc)
-    doc["metadata"] = {
-        "labels": copy.deepcopy(m.get("labels") or {}),
-        "annotations": copy.deepcopy(m.get("annotations") or {}),
-    }
-    for pointer in ignore:
-        remove_pointer(doc, pointer)
+    doc["metadata"] = {"labels": m.get("labels") or {}, "annotations": m.get("annotations") or {}}
+    if ignore:
+        doc = copy.deepcopy(doc)
+        for pointer in ignore:
+            remove_pointer(doc, pointer)
     return doc
 
 

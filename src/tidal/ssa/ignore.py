@@ -20,49 +20,11 @@ from typing import Any
 
 from tidal.kube import labels
 from tidal.ssa import objects as o
-from tidal.ssa.drift import remove_pointer
+from tidal.ssa.pointer import PointerError, lookup, parse, remove_pointer, set_value
 
 
 class IgnoreRuleError(ValueError):
     """A rule's selector or path does not parse."""
-
-
-def _tokens(pointer: str) -> list[str]:
-    if pointer == "":
-        return []
-    if not pointer.startswith("/"):
-        raise IgnoreRuleError(f"invalid JSON pointer {pointer!r}: it must start with '/'")
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
-
-
-def lookup(doc: Any, pointer: str) -> tuple[bool, Any]:
-    """(found, value) at an RFC 6901 pointer; a path that does not resolve is not found."""
-    node = doc
-    for token in _tokens(pointer):
-        if isinstance(node, Mapping) and token in node:
-            node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-            node = node[int(token)]
-        else:
-            return False, None
-    return True, node
-
-
-def _set(doc: Any, pointer: str, value: Any) -> None:
-    tokens = _tokens(pointer)
-    node = doc
-    for token in tokens[:-1]:
-        if isinstance(node, dict):
-            node = node.setdefault(token, {})
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-            node = node[int(token)]
-        else:
-            return  # the payload's shape differs from the live object's: leave it
-    last = tokens[-1]
-    if isinstance(node, dict):
-        node[last] = copy.deepcopy(value)
-    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        node[int(last)] = copy.deepcopy(value)
 
 
 def _anchored(pattern: str, what: str) -> re.Pattern[str] | None:
@@ -122,7 +84,13 @@ class IgnoreRules:
         for rule in rules:
             paths = tuple(str(p) for p in rule.get("paths") or ())
             for p in paths:
-                _tokens(p)
+                try:
+                    tokens = parse(p)
+                except PointerError as e:
+                    raise IgnoreRuleError(str(e)) from None
+                # The whole object, or a field with an empty name, cannot be left alone.
+                if tokens in ([], [""]):
+                    raise IgnoreRuleError(f"invalid JSON pointer {p!r}: it names no field")
             t = rule.get("target") or {}
             compiled.append(
                 _Rule(
@@ -190,7 +158,7 @@ def owns(fields: Mapping[str, Any], live: Mapping[str, Any], pointer: str) -> bo
     """Does a managedFields `fieldsV1` set include the field at `pointer` of `live`?"""
     node: Any = live
     current: Any = fields
-    for token in _tokens(pointer):
+    for token in parse(pointer):
         if not isinstance(current, Mapping):
             return False
         step = _child(current, node, token)
@@ -225,5 +193,5 @@ def reshape(
             continue
         found, value = lookup(live, pointer)
         if found:
-            _set(out, pointer, value)
+            set_value(out, pointer, value)
     return out

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tidal.ssa import pointer
 from tidal.ssa.objects import meta
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -75,10 +76,6 @@ def replace_managers(
     return out
 
 
-def json_pointer_escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
 def cleanup_patch(
     live: Mapping[str, Any],
     *,
@@ -93,13 +90,11 @@ def cleanup_patch(
     live_annotations = m.get("annotations") or {}
     for key in annotations:
         if key in live_annotations:
-            ops.append(
-                {"op": "remove", "path": f"/metadata/annotations/{json_pointer_escape(key)}"}
-            )
+            ops.append({"op": "remove", "path": f"/metadata/annotations/{pointer.escape(key)}"})
     live_labels = m.get("labels") or {}
     for key in labels:
         if key in live_labels:
-            ops.append({"op": "remove", "path": f"/metadata/labels/{json_pointer_escape(key)}"})
+            ops.append({"op": "remove", "path": f"/metadata/labels/{pointer.escape(key)}"})
     fields = replace_managers(live, managers, owner)
     if fields is not None:
         ops.append({"op": "replace", "path": "/metadata/managedFields", "value": fields})

@@ -91,21 +91,17 @@ class _Plan:
     listed: bool = False
 
 
-def _message(e: ApiError) -> str:
-    return str(e.body.get("message") or e)
-
-
 def dry_run_error(obj: Mapping[str, Any], e: ApiError | NoMatchError | str) -> str:
     if isinstance(e, ApiError):
         reason = f" ({e.reason})" if e.reason else ""
-        return f"{o.describe(obj)} dry-run failed{reason}: {_message(e)}"
+        return f"{o.describe(obj)} dry-run failed{reason}: {e.message}"
     return f"{o.describe(obj)} dry-run failed: {e}"
 
 
 def is_immutable_error(e: ApiError) -> bool:
     if e.status in (409, 422):
         return True
-    text = _message(e)
+    text = e.message
     return any(marker in text for marker in _IMMUTABLE_MARKERS)
 
 
@@ -189,7 +185,7 @@ class ResourceManager:
             try:
                 plan.live = await self._get(plan.resource, obj)
             except ApiError as e:
-                return f"{o.describe(obj)} query failed: {_message(e)}"
+                return f"{o.describe(obj)} query failed: {e.message}"
         if self._skip(plan, opts):
             plan.action = Action.SKIPPED
             return None
@@ -295,7 +291,7 @@ class ResourceManager:
                 raise ApplyError(
                     [
                         f"{o.describe(plan.obj)} immutable field detected, failed to delete "
-                        f"object: {_message(e)}"
+                        f"object: {e.message}"
                     ]
                 ) from e
 
@@ -325,7 +321,7 @@ class ResourceManager:
             payload = obj if plan.recreate or plan.payload is None else plan.payload
             await self.kube.apply(path, payload, field_manager=self.owner, force=True)
         except ApiError as e:
-            raise ApplyError([f"{o.describe(obj)} apply failed: {_message(e)}"]) from e
+            raise ApplyError([f"{o.describe(obj)} apply failed: {e.message}"]) from e
 
     async def _write_stage(self, plans: list[_Plan], opts: ApplyOptions) -> None:
         """Write what changed; webhook configurations last, so that an admission webhook
@@ -369,7 +365,9 @@ class ResourceManager:
         for index, stage in enumerate(staged):
             late = [p for p in stage if p.deferred]
             for plan in late:
-                plan.resource = await self._resolve_new_kind(plan, opts)
+                # A plan deferred only for its new Namespace has its resource already.
+                if plan.resource is None:
+                    plan.resource = await self._resolve_new_kind(plan, opts)
             late_errors = await asyncio.gather(
                 *(self._bounded(self._plan_one(p, opts)) for p in late)
             )
@@ -391,11 +389,17 @@ class ResourceManager:
         found: list[Resource] = []
 
         async def served() -> bool:
-            self.discovery.forget(api_version)
-            try:
-                found.append(await self.discovery.for_object(plan.obj))
-            except NoMatchError:
-                return False
+            # Once one object of the new kind has found it, the others take it from the
+            # cache; until then, forget the group-version (its 404 may still be remembered)
+            # and read it again.
+            resource = self.discovery.cached(api_version, o.kind(plan.obj))
+            if resource is None:
+                self.discovery.forget(api_version)
+                try:
+                    resource = await self.discovery.for_object(plan.obj)
+                except NoMatchError:
+                    return False
+            found.append(resource)
             return True
 
         try:
@@ -424,14 +428,22 @@ class ResourceManager:
         try:
             live = await self._live(obj)
         except ApiError as e:
-            return kstatus.ResourceStatus(ref, kstatus.Status.UNKNOWN, error=_message(e))
+            return kstatus.ResourceStatus(ref, kstatus.Status.UNKNOWN, error=e.message)
         reader = (readers or {}).get((ref.group, ref.kind))
         if reader is not None:
             return reader(ref, live)
-        pods: list[o.Obj] = []
-        if live is not None and o.kind(live) in ("ReplicaSet", "StatefulSet"):
+        status = kstatus.read_status(ref, live)
+        # Pods only matter to a ReplicaSet or StatefulSet still in progress (a failed pod
+        # makes it Failed): only then are they listed, not on every poll of a settled one.
+        if (
+            live is not None
+            and status.status is kstatus.Status.IN_PROGRESS
+            and (ref.group, ref.kind) in kstatus.POD_OWNERS
+        ):
             pods = await self._pods_of(live)
-        return kstatus.read_status(ref, live, pods=pods)
+            if pods:
+                status = kstatus.read_status(ref, live, pods=pods)
+        return status
 
     async def _pods_of(self, owner: Mapping[str, Any]) -> list[o.Obj]:
         """The pods an apps/v1 ReplicaSet or StatefulSet selects, which Flux reads to turn a
@@ -497,7 +509,7 @@ class ResourceManager:
         try:
             live = await self._get(resource, obj)
         except ApiError as e:
-            return f"{o.describe(obj)} query failed: {_message(e)}"
+            return f"{o.describe(obj)} query failed: {e.message}"
         if live is not None:
             labels = o.meta(live).get("labels") or {}
             if any(labels.get(k) != v for k, v in inclusions.items()) or o.any_in_metadata(
@@ -510,7 +522,7 @@ class ResourceManager:
                 )
             except ApiError as e:
                 if e.status != 404:
-                    return f"{o.describe(obj)} delete failed: {_message(e)}"
+                    return f"{o.describe(obj)} delete failed: {e.message}"
         return entry(obj, Action.DELETED)
 
     async def delete_all(

@@ -13,6 +13,10 @@ which differ from a Python dumper's defaults:
 - empty maps and lists are `{}` and `[]`; sequences in mappings are not indented.
 
 The layout itself comes from libyaml (PyYAML's C emitter), of which go-yaml's emitter is a port.
+
+The go-yaml v2 reading rules live here too (resolve, BOOLS, the tags, format_float32), because
+Flux reads with them as well: kustomization files (tidal.kustomize.confine) and the text of
+post-build substitution (tidal.kustomize.substitute) go through go-yaml v2 and sigs.k8s.io/yaml.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import functools
 import io
 import math
 import re
+import struct
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -32,26 +37,31 @@ from tidal.kube.gostrconv import parse_int, parse_uint
 
 _TAG: Final = "tag:yaml.org,2002:"
 STR: Final = _TAG + "str"
-_BOOL: Final = _TAG + "bool"
-_INT: Final = _TAG + "int"
-_FLOAT: Final = _TAG + "float"
-_NULL: Final = _TAG + "null"
-_TIMESTAMP: Final = _TAG + "timestamp"
-_MERGE: Final = _TAG + "merge"
+BOOL: Final = _TAG + "bool"
+INT: Final = _TAG + "int"
+FLOAT: Final = _TAG + "float"
+NULL: Final = _TAG + "null"
+TIMESTAMP: Final = _TAG + "timestamp"
+MERGE: Final = _TAG + "merge"
 _SEQ: Final = _TAG + "seq"
 _MAP: Final = _TAG + "map"
 
 _INT64_MIN: Final = -(1 << 63)
 
+# go-yaml v2's YAML 1.1 booleans (plain scalars only), with the value each decodes to.
+BOOLS: Final[dict[str, bool]] = {
+    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE"), True),
+    **dict.fromkeys(("on", "On", "ON"), True),
+    **dict.fromkeys(("n", "N", "no", "No", "NO", "false", "False", "FALSE"), False),
+    **dict.fromkeys(("off", "Off", "OFF"), False),
+}
 # go-yaml v2's resolve table: YAML 1.1 booleans, nulls and the special floats.
 _SPECIAL: Final[dict[str, str]] = {
-    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE"), _BOOL),
-    **dict.fromkeys(("on", "On", "ON", "n", "N", "no", "No", "NO"), _BOOL),
-    **dict.fromkeys(("false", "False", "FALSE", "off", "Off", "OFF"), _BOOL),
-    **dict.fromkeys(("", "~", "null", "Null", "NULL"), _NULL),
-    **dict.fromkeys((".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF"), _FLOAT),
-    **dict.fromkeys(("+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF"), _FLOAT),
-    "<<": _MERGE,
+    **dict.fromkeys(BOOLS, BOOL),
+    **dict.fromkeys(("", "~", "null", "Null", "NULL"), NULL),
+    **dict.fromkeys((".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF"), FLOAT),
+    **dict.fromkeys(("+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF"), FLOAT),
+    "<<": MERGE,
 }
 _HINT: Final[dict[str, str]] = {
     **dict.fromkeys("+-", "S"),
@@ -100,21 +110,21 @@ def resolve(s: str) -> str:
         return STR
     if hint == ".":
         if _DOT_FLOAT.fullmatch(s) and not math.isinf(float(s)):
-            return _FLOAT
+            return FLOAT
         return STR
     if _is_timestamp(s):
-        return _TIMESTAMP
+        return TIMESTAMP
     plain = s.replace("_", "")
     if parse_int(plain, 0) is not None or parse_uint(plain, 0) is not None:
-        return _INT
+        return INT
     if _YAML_STYLE_FLOAT.fullmatch(plain) and not math.isinf(float(plain)):
-        return _FLOAT
+        return FLOAT
     if plain.startswith("0b") and (
         parse_int(plain[2:], 2) is not None or parse_uint(plain[2:], 2) is not None
     ):
-        return _INT
+        return INT
     if plain.startswith("-0b") and parse_int("-" + plain[3:], 2) is not None:
-        return _INT
+        return INT
     return STR
 
 
@@ -191,6 +201,43 @@ def format_float(f: float) -> str:
     return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
+def format_float32(value: float) -> str:
+    """strconv.FormatFloat(value, 'g', -1, 32), Go's names for the specials (NaN, +Inf, -Inf).
+
+    sigs.k8s.io/yaml turns a float into a string this way, both for a mapping key and for a
+    value whose Go field is a string. The value is first rounded to float32 as Go does, to
+    nearest: just above float32's maximum still rounds down to it.
+    """
+    if math.isnan(value):
+        return "NaN"
+    try:
+        single = struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        single = math.copysign(math.inf, value)
+    if math.isinf(single):
+        return "+Inf" if single > 0 else "-Inf"
+    if single == 0:
+        return "-0" if math.copysign(1.0, single) < 0 else "0"
+    # The shortest decimal that reads back as the same float32.
+    for precision in range(9):
+        text = f"{single:.{precision}e}"
+        if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
+            break
+    mantissa, _, exp_text = text.partition("e")
+    sign = "-" if mantissa.startswith("-") else ""
+    digits = mantissa.lstrip("-").replace(".", "").rstrip("0") or "0"
+    exp = int(exp_text)
+    if exp < -4 or exp >= 6:
+        frac = f".{digits[1:]}" if len(digits) > 1 else ""
+        return f"{sign}{digits[0]}{frac}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    point = exp + 1
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return f"{sign}{digits}{'0' * (point - len(digits))}"
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
 def _string_node(s: str) -> ScalarNode:
     if "\n" in s:
         return ScalarNode(STR, s, style="|")
@@ -201,14 +248,14 @@ def _node(value: Any) -> Node:
     if isinstance(value, str):
         return _string_node(value)
     if isinstance(value, bool):
-        return ScalarNode(_BOOL, "true" if value else "false")
+        return ScalarNode(BOOL, "true" if value else "false")
     if isinstance(value, int):
-        return ScalarNode(_INT, str(value))
+        return ScalarNode(INT, str(value))
     if isinstance(value, float):
         text = format_float(value)
         return ScalarNode(resolve(text), text)
     if value is None:
-        return ScalarNode(_NULL, "null")
+        return ScalarNode(NULL, "null")
     if isinstance(value, Mapping):
         keys = sorted((str(k) for k in value), key=sort_key)
         return MappingNode(_MAP, [(_string_node(k), _node(value[k])) for k in keys])
