@@ -284,22 +284,6 @@ async def test_undefined_variable_in_strict_mode_and_substitution(
     }
 
 
-async def test_decryption_is_refused_until_sops_lands(
-    kube: Kube,
-    namespace: str,
-    crds: None,
-    controller: RunningController,
-    git_http: GitHTTPServer,
-    git_repo: Any,
-) -> None:
-    repo = git_repo(files={"s/a.yaml": cm("a", namespace, v="1")})
-    await git_source(kube, namespace, "repo", git_http, repo)
-    await create_ks(kube, namespace, "sec", path="s", decryption={"provider": "sops"})
-    obj = await wait_ks(kube, namespace, "sec", failed("BuildFailed"), "refusal", controller)
-    assert "sops" in condition(obj, "Ready")["message"]
-    assert await get_cm(kube, namespace, "a") is None
-
-
 async def test_impersonation_without_rights_is_denied(
     kube: Kube,
     namespace: str,

@@ -14,6 +14,7 @@ import click
 
 from tidal.cli.cluster import Session, run
 from tidal.cli.localbuild import BuildFailure, BuildSettings, LocalBuilder
+from tidal.cli.localkeys import local_keyring
 from tidal.cli.options import CliError, GlobalOptions, global_flags, options
 from tidal.cli.output import stdout
 from tidal.kube import goyaml
@@ -126,6 +127,18 @@ def build() -> None:
 @click.option(
     "-r", "--recursive", is_flag=True, help="Also build the Kustomizations found in the output."
 )
+@click.option(
+    "--decrypt",
+    is_flag=True,
+    help="Decrypt SOPS-encrypted sources and objects with local keys (SOPS_AGE_KEY, "
+    "SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt, --decryption-key-file) instead of "
+    "masking them.",
+)
+@click.option(
+    "--decryption-key-file",
+    multiple=True,
+    help="With --decrypt: a file of age identities, or an armored OpenPGP secret key (*.asc).",
+)
 @build_flags
 @global_flags
 @click.pass_context
@@ -135,6 +148,8 @@ def build_kustomization(
     path: str,
     dry_run: bool,
     recursive: bool,
+    decrypt: bool,
+    decryption_key_file: tuple[str, ...],
     kustomization_file: str,
     ignore_paths: tuple[str, ...],
     strict_substitute: bool,
@@ -142,7 +157,7 @@ def build_kustomization(
     in_memory_build: bool,
 ) -> None:
     """Build a Kustomization from a local directory as the controller would, and print the
-    objects (SOPS-encrypted values masked)."""
+    objects (SOPS-encrypted values masked, or decrypted with --decrypt)."""
     if not name:
         raise CliError("kustomization name is required")
     if not path:
@@ -155,6 +170,8 @@ def build_kustomization(
         raise CliError("dry-run mode requires a kustomization file")
     if kustomization_file and not Path(kustomization_file).is_file():
         raise CliError(f'invalid kustomization file "{kustomization_file}"')
+    if decryption_key_file and not decrypt:
+        raise CliError("--decryption-key-file needs --decrypt")
     opts = options(ctx)
     settings = BuildSettings(
         ignore_paths=split_list(ignore_paths),
@@ -163,6 +180,7 @@ def build_kustomization(
         recursive=recursive,
         local_sources=parse_local_sources(local_sources),
         timeout=opts.timeout,
+        keyring=local_keyring(decryption_key_file) if decrypt else None,
     )
     directory = Path(path).resolve()
 

@@ -6,6 +6,7 @@ Flags keep the names of Flux's controllers, so a Flux deployment's arguments car
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import tempfile
 from datetime import timedelta
@@ -176,6 +177,12 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "manager edits or deletes one (off: drift waits for spec.interval, as in Flux).",
 )
 @click.option(
+    "--sops-age-secret",
+    default="",
+    help="Secret (NAME in the controller's namespace, or NAMESPACE/NAME) holding the age keys "
+    "(*.agekey) for Kustomizations whose spec.decryption names no Secret.",
+)
+@click.option(
     "--artifact-cache-path",
     default="",
     type=click.Path(),
@@ -190,6 +197,15 @@ def controller(obj: Any, /, **flags: Any) -> None:
         asyncio.run(_run(obj, flags))
     except KubeConfigError as e:
         raise click.ClickException(str(e)) from None
+
+
+def _namespaced(ref: str) -> tuple[str, str] | None:
+    """NAME or NAMESPACE/NAME; a bare name is in the controller's namespace (Flux's
+    RUNTIME_NAMESPACE, flux-system when unset)."""
+    if not ref:
+        return None
+    namespace, _, name = ref.rpartition("/")
+    return namespace or os.environ.get("RUNTIME_NAMESPACE", "flux-system"), name
 
 
 async def _run(obj: Any, flags: dict[str, Any]) -> None:
@@ -256,6 +272,7 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         no_remote_bases=flags["no_remote_bases"],
         engine=Engine(workspace=cache_dir / ".views", workers=flags["build_workers"]),
         strict_substitution=gates["StrictPostBuildSubstitutions"],
+        sops_age_secret=_namespaced(flags["sops_age_secret"]),
     )
     ks_informer = Informer(
         kube,

@@ -1,5 +1,6 @@
-"""`tidal create source git` and `tidal create secret git`, as `flux create` does them (and
-the `create` group, which `create kustomization` joins from its own module).
+"""`tidal create source git` and `tidal create secret git`, as `flux create` does them,
+`tidal create secret age` (tidal's own: the decryption Secret of SOPS-encrypted Kustomizations),
+and the `create` group, which `create kustomization` joins from its own module.
 
 Without `--export` the objects are written as flux writes them: read the object, create it when
 missing, otherwise replace its labels and spec (flux's upsert; not a server-side apply), under
@@ -9,6 +10,7 @@ to be reconciled, as flux does, within `--timeout`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ from tidal.cli.objects import GIT_REPOSITORY
 from tidal.cli.options import CliError, GoDuration, global_flags, options
 from tidal.cli.output import log, stdout
 from tidal.cli.wait import wait_for
+from tidal.sops.errors import SopsError
+from tidal.sops.keys import Keyring
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -484,3 +488,60 @@ def create_secret_git(
 
     run(opts, work)
     log.action(f"git secret '{name}' created in '{opts.namespace}' namespace")
+
+
+AGE_SECRET_KEY = "age.agekey"  # noqa: S105 - a data key name
+
+
+@create_secret.command("age")
+@click.argument("name", required=False)
+@click.option(
+    "--age-key-file",
+    default="",
+    help="Path to an age identity file (as age-keygen writes it; '-' reads standard input).",
+)
+@create_flags
+@global_flags
+@click.pass_context
+def create_secret_age(
+    ctx: click.Context,
+    name: str | None,
+    age_key_file: str,
+    interval: float,
+    export: bool,
+    labels: tuple[str, ...],
+) -> None:
+    """Create or update a Kubernetes secret with age keys for SOPS decryption
+    (spec.decryption.secretRef of a Kustomization)."""
+    name = check_object_name(name)
+    opts = options(ctx)
+    if not age_key_file:
+        raise CliError("--age-key-file is required")
+    if age_key_file == "-":
+        text = sys.stdin.read()
+    else:
+        text = _read_file(age_key_file, "unable to read age key file")
+    try:
+        recipients = Keyring().import_age(text)
+    except SopsError as e:
+        raise CliError(f"invalid age key file: {e}") from None
+    metadata: dict[str, Any] = {"name": name, "namespace": opts.namespace}
+    if labels:
+        metadata["labels"] = parse_labels(labels)
+    secret: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "stringData": {AGE_SECRET_KEY: text},
+    }
+    if export:
+        stdout(gitsecret.export_text(secret))
+        return
+    for recipient in recipients:
+        log.generate(f"age recipient: {recipient}")
+
+    async def work(s: Session) -> None:
+        await _upsert_secret(s, secret)
+
+    run(opts, work)
+    log.action(f"age secret '{name}' created in '{opts.namespace}' namespace")

@@ -15,7 +15,10 @@ The steps and their order are flux's (`flux build kustomization`, v2.9.5):
 4. postBuild substitution (`substituteFrom` read from the cluster, skipped with `--dry-run`),
    lenient unless `--strict-substitute`.
 5. The owner labels `kustomize.toolkit.fluxcd.io/name|namespace`, SOPS values masked
-   (`tidal.cli.sopsmask`), then spec.commonMetadata.
+   (`tidal.cli.sopsmask`), then spec.commonMetadata. With `--decrypt` (tidal's own), SOPS
+   sources and objects are decrypted with the local keys (`tidal.cli.localkeys`) as the
+   controller decrypts them (`tidal.kustomize.decryption`), before substitution, and nothing
+   is masked.
 6. With `--recursive`, every Flux Kustomization built is built in turn from the directory
    `--local-sources` maps its source to, its objects appended after the parent's.
 """
@@ -37,7 +40,9 @@ from tidal.kube import yamlio
 from tidal.kube.client import ApiError, Kube
 from tidal.kustomize import substitute
 from tidal.kustomize.build import BuildError, Engine
+from tidal.kustomize.decryption import DecryptionError, SopsDecryptor
 from tidal.kustomize.generator import GeneratorError, Overlay, generate
+from tidal.sops.keys import Keyring
 
 # The flux CLI's default when --timeout is not given to the builder.
 DEFAULT_TIMEOUT: Final = 80.0
@@ -59,6 +64,8 @@ class BuildSettings:
     # "Kind/namespace/name" of a source -> the local directory holding its contents
     local_sources: Mapping[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_TIMEOUT
+    # --decrypt: the local keys; None masks SOPS values as flux does
+    keyring: Keyring | None = None
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -259,6 +266,8 @@ class LocalBuilder:
         except (GeneratorError, IgnoreError) as exc:
             # flux appends the (nil) error of restoring the directory it wrote into.
             raise BuildFailure(f"failed to generate kustomization.yaml: {exc} <nil>") from None
+        keyring = self.settings.keyring
+        decryptor = SopsDecryptor(keyring) if keyring is not None else None
         try:
             objects = await self.engine.build(
                 _ROOT,
@@ -267,8 +276,11 @@ class LocalBuilder:
                 allow_remote_bases=True,
                 timeout=self.settings.timeout,
                 max_output_bytes=_MAX_OUTPUT,
+                decryptor=decryptor,
             )
-        except BuildError as exc:
+            if decryptor is not None:
+                objects = await asyncio.to_thread(decryptor.decrypt_objects, objects)
+        except (BuildError, DecryptionError) as exc:
             raise BuildFailure(str(exc)) from None
         objects = await self._substitute(ks, objects)
         owner = {
@@ -276,7 +288,12 @@ class LocalBuilder:
             f"{GROUP}/namespace": str(_meta(ks).get("namespace", "")),
         }
         try:
-            objects = [sopsmask.mask_secret(_set_labels(o, owner)) for o in objects]
+            objects = [
+                _set_labels(o, owner)
+                if decryptor is not None
+                else sopsmask.mask_secret(_set_labels(o, owner))
+                for o in objects
+            ]
         except sopsmask.MaskError as exc:
             raise BuildFailure(str(exc)) from None
         objects = _read_objects(objects)

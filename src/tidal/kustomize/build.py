@@ -7,7 +7,9 @@ A build (spec §5.2 step 11) goes through four steps:
    configuration it cannot see) and lists the files the build reads.
 2. Those files are hard-linked into a private directory, with the kustomization file from
    `tidal.kustomize.generator` written in place of the original. The shared, unpacked artifact
-   is never written to, and kustomize finds nothing there that the plan did not check.
+   is never written to, and kustomize finds nothing there that the plan did not check. With
+   spec.decryption, a `ViewDecryptor` then replaces the SOPS-encrypted secretGenerator sources
+   and patches in that private view by their plaintext (new files, never through a link).
 3. kustomize builds it as Flux's `SecureBuild` does: load restrictions off (the plan confines
    instead), plugins and exec functions disabled, no Helm, no `managed-by` label, resources in
    depth-first input order (Flux passes no reorder option, which kustomize treats as "none").
@@ -57,7 +59,7 @@ from collections.abc import Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from tidal.kube import yamlio
 from tidal.kustomize.confine import ConfinementError, Plan, plan, resolve_path
@@ -78,6 +80,17 @@ __all__ = [
 
 Reorder = Literal["none", "legacy"]
 Isolation = Literal["process", "thread"]
+
+
+class ViewDecryptor(Protocol):
+    """Decrypts the files of a private build view before kustomize reads them.
+
+    `decrypt_view` runs in a worker thread; it returns whether any file of the view now holds
+    plaintext (such a build is never cached). A cached build skips it: the same artifact passed
+    its checks when it was built.
+    """
+
+    def decrypt_view(self, build_plan: Plan, view: Path) -> bool: ...
 
 
 class BuildError(Exception):
@@ -518,17 +531,19 @@ class Engine:
         max_output_bytes: int,
         reorder: Reorder = "none",
         cache_key: str = "",
+        decryptor: ViewDecryptor | None = None,
     ) -> list[dict[str, Any]]:
         """The objects kustomize builds from `path` (spec.path) in the artifact at `root`.
 
         With `generated` (from `generator.generate` for the same root and path), the build sees
         that kustomization file, as Flux's does. `reorder="legacy"` gives `kubectl kustomize`'s
         order instead of Flux's. Raises BuildError (subclasses for refusals, timeouts, crashes
-        and oversized output). `cache_key`: see the class docstring.
+        and oversized output), or whatever `decryptor` raises. `cache_key`: see the class
+        docstring.
         """
         key = (
             (cache_key, path, generated.content if generated else None, allow_remote_bases,
-             reorder, max_output_bytes)
+             reorder, max_output_bytes, decryptor is not None)
             if cache_key
             else None
         )  # fmt: skip
@@ -538,8 +553,14 @@ class Engine:
                 return cached
         try:
             async with asyncio.timeout(timeout):
-                objects, remote = await self._build(
-                    Path(root), path, generated, allow_remote_bases, max_output_bytes, reorder
+                objects, remote, plaintext = await self._build(
+                    Path(root),
+                    path,
+                    generated,
+                    allow_remote_bases,
+                    max_output_bytes,
+                    reorder,
+                    decryptor,
                 )
         except TimeoutError:
             raise BuildTimeoutError(
@@ -548,7 +569,9 @@ class Engine:
                 if self.isolation == "thread"
                 else f"{_PREFIX}timeout after {timeout:g}s"
             ) from None
-        if key is not None and not remote:
+        # A build that read decrypted files holds plaintext the next key rotation must not
+        # outlive; one that read no ciphertext depends on the artifact alone.
+        if key is not None and not remote and not plaintext:
             self._cache.put(key, objects)
         return objects
 
@@ -560,8 +583,10 @@ class Engine:
         allow_remote_bases: bool,
         max_output_bytes: int,
         reorder: Reorder,
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """The objects, and whether a remote base was part of the build."""
+        decryptor: ViewDecryptor | None,
+    ) -> tuple[list[dict[str, Any]], bool, bool]:
+        """The objects, whether a remote base was part of the build, and whether it read
+        decrypted files."""
         root = await asyncio.to_thread(root.resolve)
         try:
             directory = await asyncio.to_thread(resolve_path, root, path)
@@ -579,11 +604,13 @@ class Engine:
             view_parent.mkdir(parents=True, exist_ok=True)
         view = Path(tempfile.mkdtemp(prefix="build-", dir=view_parent))
         prepared = asyncio.ensure_future(
-            asyncio.to_thread(self._prepare, root, directory, overrides, allow_remote_bases, view)
+            asyncio.to_thread(
+                self._prepare, root, directory, overrides, allow_remote_bases, view, decryptor
+            )
         )
         try:
             try:
-                build_plan = await asyncio.shield(prepared)
+                build_plan, plaintext = await asyncio.shield(prepared)
             except ConfinementError as exc:
                 raise BuildRefusedError(f"{_PREFIX}{exc}") from exc
             target = view / directory if directory else view
@@ -597,7 +624,7 @@ class Engine:
                 objects = await self._process_pool().run(
                     target, reorder, max_output_bytes, retire=build_plan.openapi
                 )
-            return _check_identity(objects), bool(build_plan.remote)
+            return _check_identity(objects), bool(build_plan.remote), plaintext
         finally:
             if prepared.done():
                 await asyncio.to_thread(shutil.rmtree, view, True)
@@ -612,10 +639,12 @@ class Engine:
         overrides: Mapping[str, bytes],
         allow_remote_bases: bool,
         view: Path,
-    ) -> Plan:
+        decryptor: ViewDecryptor | None,
+    ) -> tuple[Plan, bool]:
         build_plan = plan(root, directory, overrides=overrides, allow_remote=allow_remote_bases)
         make_view(root, build_plan, overrides, view)
-        return build_plan
+        plaintext = decryptor.decrypt_view(build_plan, view) if decryptor is not None else False
+        return build_plan, plaintext
 
     async def aclose(self) -> None:
         """Stop the workers (a build still running in thread isolation is left to finish)."""
@@ -627,7 +656,7 @@ class Engine:
             self._thread = None
 
 
-def _remove_view(prepared: asyncio.Future[Plan], view: Path) -> None:
+def _remove_view(prepared: asyncio.Future[tuple[Plan, bool]], view: Path) -> None:
     if not prepared.cancelled():
         prepared.exception()  # retrieved: the build that wanted it has already failed
     asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, view, True)
@@ -677,6 +706,7 @@ async def build_kustomization(
     max_output_bytes: int,
     engine: Engine | None = None,
     cache_key: str = "",
+    decryptor: ViewDecryptor | None = None,
 ) -> list[dict[str, Any]]:
     """Flux's steps 10 and 11: generate the kustomization file for the spec, then build.
 
@@ -699,4 +729,5 @@ async def build_kustomization(
         timeout=max(deadline - loop.time(), 0.0),
         max_output_bytes=max_output_bytes,
         cache_key=cache_key,
+        decryptor=decryptor,
     )

@@ -402,6 +402,21 @@ class Plan:
     dirs: frozenset[str]
     remote: tuple[str, ...] = ()
     openapi: bool = False
+    secret_sources: tuple[SecretSource, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """A file Flux decrypts before the build when the Kustomization has spec.decryption.
+
+    `role` is "file" (a secretGenerator `files` entry), "env" (`envs`/`env`) or "patch"
+    (`patches[].path`); `name` is what decides its SOPS format: the data key for a file entry
+    (`key=path`), the path otherwise.
+    """
+
+    rel: str
+    role: str
+    name: str
 
 
 @dataclass
@@ -413,6 +428,7 @@ class _Walker:
     dirs: set[str] = field(default_factory=set)
     remote: list[str] = field(default_factory=list)
     openapi: bool = False
+    secret_sources: dict[str, SecretSource] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     visited: set[str] = field(default_factory=set)
     # Kustomization directories still to read: a queue, not recursion, as bases nest freely.
@@ -473,9 +489,16 @@ class _Walker:
             raise ConfinementError(f"{what}: not a regular file or directory")
         return rel
 
-    def file_ref(self, base: str, ref: Any, source: str) -> None:
+    def file_ref(self, base: str, ref: Any, source: str) -> str | None:
         if isinstance(ref, str):
-            self.local(base, ref, source)
+            return self.local(base, ref, source)
+        return None
+
+    def secret_source(self, base: str, ref: Any, source: str, role: str, name: str) -> None:
+        rel = self.file_ref(base, ref, source)
+        # The first reference decides, as Flux decrypts a file once per build.
+        if rel is not None and self.kind(rel, source) == _KIND_FILE:
+            self.secret_sources.setdefault(rel, SecretSource(rel, role, name))
 
     def resource_ref(self, base: str, ref: Any, source: str) -> None:
         if not isinstance(ref, str):
@@ -520,7 +543,12 @@ class _Walker:
             elif name in ("crds", "configurations"):
                 for ref in _strings(value):
                     self.file_ref(base, ref, source)
-            elif name in ("patches", "patchesjson6902", "replacements"):
+            elif name == "patches":
+                for item in _dicts(value):
+                    for key, path in _fields(item):
+                        if key == "path" and isinstance(path, str):
+                            self.secret_source(base, path, source, "patch", path)
+            elif name in ("patchesjson6902", "replacements"):
                 for item in _dicts(value):
                     for key, path in _fields(item):
                         if key == "path":
@@ -530,7 +558,7 @@ class _Walker:
                     self.maybe_inline_path(base, entry, source)
             elif name in ("configmapgenerator", "secretgenerator"):
                 for item in _dicts(value):
-                    self.generator_sources(base, item, source)
+                    self.generator_sources(base, item, source, secret=name == "secretgenerator")
             elif name == "openapi":
                 if value:
                     self.openapi = True
@@ -546,17 +574,29 @@ class _Walker:
                     "disabled (kustomize would need --enable-helm)"
                 )
 
-    def generator_sources(self, base: str, args: dict[str, Any], source: str) -> None:
+    def generator_sources(
+        self, base: str, args: dict[str, Any], source: str, *, secret: bool
+    ) -> None:
+        """The files a generator reads; a secretGenerator's are also recorded for decryption
+        (Flux decrypts those of secretGenerators only)."""
         for key, value in _fields(args):
             if key == "files":
                 for entry in _strings(value):
                     # "key=path" or "path"; a second "=" makes kustomize fail before any read.
-                    self.file_ref(base, entry.split("=", 1)[-1], source)
-            elif key == "envs":
+                    data_key, _, path = entry.partition("=")
+                    path = path if "=" in entry else entry
+                    if secret:
+                        self.secret_source(base, path, source, "file", data_key)
+                    else:
+                        self.file_ref(base, path, source)
+            elif key in ("envs", "env"):
+                # Flux reads `envs` only; the deprecated `env` is decrypted too, or its
+                # ciphertext would reach the Secret unnoticed.
                 for entry in _strings(value):
-                    self.file_ref(base, entry, source)
-            elif key == "env":
-                self.file_ref(base, value, source)
+                    if secret:
+                        self.secret_source(base, entry, source, "env", entry)
+                    else:
+                        self.file_ref(base, entry, source)
 
     def maybe_inline_path(self, base: str, entry: str, source: str) -> None:
         """An entry kustomize first tries as inline YAML and, failing that, reads as a file."""
@@ -697,6 +737,7 @@ def plan(
         dirs=frozenset(walker.dirs),
         remote=tuple(walker.remote),
         openapi=walker.openapi,
+        secret_sources=tuple(walker.secret_sources[k] for k in sorted(walker.secret_sources)),
     )
 
 

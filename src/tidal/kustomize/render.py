@@ -1,13 +1,15 @@
 """From an unpacked artifact to the objects to apply: Flux's steps 10-13 of a reconcile.
 
-generate/patch kustomization.yaml → kustomize build → refuse SOPS ciphertext (until decryption
-exists) → post-build substitution. Every failure is a RenderError whose text is what the user
-reads in the Ready condition (reason BuildFailed, or ArtifactFailed for a missing path).
+generate/patch kustomization.yaml → decrypt SOPS sources (spec.decryption) → kustomize build →
+decrypt SOPS objects → refuse any ciphertext left → post-build substitution. Every failure is a
+RenderError whose text is what the user reads in the Ready condition (reason BuildFailed, or
+ArtifactFailed for a missing path).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +20,9 @@ from tidal.kube import yamlio
 from tidal.kube.client import ApiError, Kube
 from tidal.kustomize import build as kbuild
 from tidal.kustomize import generator, substitute
+from tidal.kustomize.decryption import DecryptionError, SopsDecryptor
+from tidal.sops.errors import SopsError
+from tidal.sops.keys import Keyring
 from tidal.ssa.objects import any_in_metadata, describe
 
 
@@ -60,8 +65,12 @@ class Renderer:
         max_output_bytes: int = 128 << 20,
         strict_substitution: bool = True,
         engine: kbuild.Engine | None = None,
+        sops_age_secret: tuple[str, str] | None = None,
     ) -> None:
+        """`sops_age_secret` (namespace, name): Flux's --sops-age-secret, the age keys for
+        Kustomizations whose spec.decryption names no Secret."""
         self.engine = engine
+        self.sops_age_secret = sops_age_secret
         self.no_remote_bases = no_remote_bases
         self.build_timeout = build_timeout
         self.max_output_bytes = max_output_bytes
@@ -102,17 +111,49 @@ class Renderer:
                 sources.append(substitute.secret_values(raw))
         return substitute.merge_variables(sources, post.substitute)
 
+    async def _secret_data(self, kube: Kube, namespace: str, name: str) -> dict[str, bytes]:
+        raw = await kube.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        data = raw.get("data") or {}
+        return {k: base64.b64decode(v) for k, v in data.items() if isinstance(v, str)}
+
+    async def keyring(self, obj: Kustomization, kube: Kube) -> Keyring:
+        """The keys of spec.decryption.secretRef (or the age keys of --sops-age-secret), with
+        Flux's errors; read with the controller's own client, as Flux does."""
+        decryption = obj.spec.decryption
+        assert decryption is not None
+        if decryption.secret_ref is not None:
+            namespace, name, what = obj.metadata.namespace, decryption.secret_ref.name, ""
+        elif self.sops_age_secret is not None:
+            (namespace, name), what = self.sops_age_secret, "SOPS age "
+        else:
+            return Keyring()
+        try:
+            data = await self._secret_data(kube, namespace, name)
+        except ApiError as e:
+            if e.status == 404:
+                raise RenderError(e.message) from None
+            raise RenderError(
+                f"cannot get sops {what}decryption Secret '{namespace}/{name}': {e.message}"
+            ) from None
+        try:
+            return await asyncio.to_thread(
+                Keyring.from_secret_data,
+                data,
+                f"{namespace}/{name}",
+                age_only=decryption.secret_ref is None,
+            )
+        except SopsError as e:
+            raise RenderError(str(e)) from None
+
     async def render(
         self, tree: Path, obj: Kustomization, kube: Kube, *, digest: str = ""
     ) -> tuple[list[dict[str, Any]], bytes]:
         """The objects to apply and the manifests they came from (for the history digest).
         `digest` is the artifact's verified digest: the same build of the same immutable tree
         is then not run twice (see kustomize.build.Engine)."""
+        decryptor = None
         if obj.spec.decryption is not None:
-            raise RenderError(
-                "decryption with provider 'sops' is not supported by tidal yet: nothing from "
-                "this revision is applied, so no ciphertext can reach the cluster"
-            )
+            decryptor = SopsDecryptor(await self.keyring(obj, kube))
         variables = await self._variables(obj, kube)
         try:
             objects = await kbuild.build_kustomization(
@@ -124,9 +165,15 @@ class Renderer:
                 max_output_bytes=self.max_output_bytes,
                 engine=self.engine,
                 cache_key=digest,
+                decryptor=decryptor,
             )
-        except (kbuild.BuildError, generator.GeneratorError) as e:
+        except (kbuild.BuildError, generator.GeneratorError, DecryptionError) as e:
             raise RenderError(str(e)) from None
+        if decryptor is not None:
+            try:
+                objects = await asyncio.to_thread(decryptor.decrypt_objects, objects)
+            except DecryptionError as e:
+                raise RenderError(str(e)) from None
         refuse_ciphertext(objects)
         # None exactly when there is no spec.postBuild
         if variables is not None:
