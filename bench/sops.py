@@ -50,7 +50,6 @@ import platform
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,17 +64,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from pyrage import x25519  # type: ignore[import-untyped]  # noqa: E402
 
 import flux_peer  # noqa: E402
 import ks_compare  # noqa: E402
 import kustomization as kb  # noqa: E402
 from testenv import plane, versions  # noqa: E402
 from testenv.git_server import GitHTTPServer, commit_tree, run_git  # noqa: E402
+from testenv.sops_tools import AgeKey, sops_encrypt  # noqa: E402
 from tidal import __version__ as tidal_version  # noqa: E402
 from tidal.kube.client import Kube  # noqa: E402
 
-SOPS = ROOT / ".venv" / "bin" / "sops"
 LOGS = Path(tempfile.gettempdir()) / "tidal-bench-sops"
 SECRET_REGEX = ["--encrypted-regex", "^(data|stringData)$"]
 CONTROLLERS = ("flux", "tidal")  # the default order
@@ -99,34 +97,12 @@ class Setup:
 # -- keys and files ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AgeKey:
-    identity: str  # AGE-SECRET-KEY-1...
-    recipient: str  # age1...
-
-    @classmethod
-    def generate(cls) -> AgeKey:
-        ident = x25519.Identity.generate()
-        return cls(str(ident), str(ident.to_public()))
-
-    def key_file(self) -> str:
-        """The text of an age key file, as age-keygen writes it."""
-        return f"# public key: {self.recipient}\n{self.identity}\n"
-
-
 def sops_encryptor(key: AgeKey) -> Encrypt:
     """encrypt(text, fmt) by the real sops binary for `key`: Secrets (yaml) only under
     data/stringData, as Flux's guide has it; other formats whole."""
 
     def encrypt(text: str, fmt: str) -> bytes:
-        cmd = [str(SOPS), "encrypt", "--input-type", fmt, "--output-type", fmt]
-        cmd += ["--age", key.recipient, *(SECRET_REGEX if fmt == "yaml" else []), "/dev/stdin"]
-        # A SOPS_* variable of the caller's (a key file, a config) must not change the output.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SOPS_")}
-        done = subprocess.run(cmd, input=text.encode(), env=env, capture_output=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"sops encrypt failed: {done.stderr.decode(errors='replace')}")
-        return done.stdout
+        return sops_encrypt(text, fmt, age=[key], args=SECRET_REGEX if fmt == "yaml" else [])
 
     return encrypt
 

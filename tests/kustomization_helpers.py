@@ -55,6 +55,15 @@ async def request_reconcile(kube: Kube, path: str, token: str) -> None:
     await kube.patch(path, {"metadata": {"annotations": {REQUESTED_AT: token}}})
 
 
+def condition_is(type_: str, status: str = "True") -> Check:
+    """True once the object's condition `type_` has `status`."""
+
+    def check(obj: dict[str, Any]) -> bool:
+        return condition(obj, type_).get("status") == status
+
+    return check
+
+
 def cm(name: str, namespace: str = "", **data: str) -> str:
     """A ConfigMap manifest as a repository holds it."""
     ns = f"  namespace: {namespace}\n" if namespace else ""
@@ -64,6 +73,21 @@ def cm(name: str, namespace: str = "", **data: str) -> str:
 
 async def get_cm(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
     return await get_or_none(kube, f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+
+
+async def create_cm(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    data: dict[str, str],
+    labels: dict[str, str] | None = None,
+) -> None:
+    """A ConfigMap in the cluster, as a user creates it beside the Kustomizations."""
+    metadata: dict[str, Any] = {"name": name}
+    if labels:
+        metadata["labels"] = labels
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+    await kube.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", body=body)
 
 
 async def events_for(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -148,6 +172,28 @@ def ready_at(revision: str) -> Any:
     return check
 
 
+def head_revision(repo: Any) -> str:
+    """The revision Flux names for the head of `repo`'s main branch: `main@sha1:<sha>`."""
+    return f"main@sha1:{repo.head('main')}"
+
+
+async def source_ready(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    server: GitHTTPServer,
+    repo: Any,
+    controller: RunningController,
+    **spec: Any,
+) -> tuple[dict[str, Any], str]:
+    """The GitRepository `name` on `repo` (see git_source; `spec` adds or overrides fields),
+    once Ready with an artifact of main's head: the object then, and that revision."""
+    revision = head_revision(repo)
+    await git_source(kube, namespace, name, server, repo, **spec)
+    obj = await wait_repo(kube, namespace, name, ready_at(revision), "Ready", controller)
+    return obj, revision
+
+
 async def fetch_now(kube: Kube, namespace: str, token: str) -> None:
     """Ask the GitRepository "repo" to look for the push now (its interval is a minute); the
     new artifact then wakes the Kustomizations on it by itself."""
@@ -198,6 +244,28 @@ async def wait_ks(
 
 async def reconcile_now(kube: Kube, namespace: str, name: str, token: str) -> None:
     await request_reconcile(kube, ks_path(namespace, name), token)
+
+
+async def deployed(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    server: GitHTTPServer,
+    repo: Any,
+    controller: RunningController,
+    *,
+    source: dict[str, Any] | None = None,
+    within: float = 40.0,
+    **spec: Any,
+) -> tuple[dict[str, Any], str]:
+    """The GitRepository "repo" on `repo` (`source` adds spec fields) and the Kustomization
+    `name` on it (see create_ks: `spec` may hold labels= and spec fields), once it has applied
+    main's head: the Kustomization then, and that revision."""
+    revision = head_revision(repo)
+    await git_source(kube, namespace, "repo", server, repo, **(source or {}))
+    await create_ks(kube, namespace, name, **spec)
+    obj = await wait_ks(kube, namespace, name, applied(revision), "apply", controller, within)
+    return obj, revision
 
 
 def applied(revision: str) -> Check:

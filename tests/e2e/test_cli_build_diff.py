@@ -14,6 +14,7 @@ import pytest
 
 from testenv import flux_cli
 from tests.cli_process import Out, assert_same, flux, tidal
+from tests.kustomization_helpers import create_cm, create_ks, ks_path
 from tests.plugin import Cluster
 from tidal.kube import yamlio
 from tidal.kube.client import Kube
@@ -22,8 +23,6 @@ from tidal.kustomize.inventory import ObjRef
 from tidal.ssa import objects as o
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
-
-KS_API = "/apis/kustomize.toolkit.fluxcd.io/v1"
 
 CONFIG = """apiVersion: v1
 kind: ConfigMap
@@ -65,29 +64,23 @@ def write_dir(directory: Path, *, size: str = "1", value: str = "s3cret") -> Non
 
 
 async def create_kustomization(kube: Kube, namespace: str) -> None:
-    await kube.request(
-        "POST",
-        f"{KS_API}/namespaces/{namespace}/kustomizations",
-        body={
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-            "kind": "Kustomization",
-            "metadata": {"name": "app", "namespace": namespace},
-            "spec": {
-                "interval": "10m",
-                "path": "./",
-                "prune": True,
-                "sourceRef": {"kind": "GitRepository", "name": "repo"},
-                "targetNamespace": namespace,
-                "postBuild": {"substituteFrom": [{"kind": "ConfigMap", "name": "vars"}]},
-            },
-        },
+    """The Kustomization "app" (./ of the GitRepository "repo"), substituting from the
+    ConfigMap "vars"."""
+    substitute = {"substituteFrom": [{"kind": "ConfigMap", "name": "vars"}]}
+    await create_ks(
+        kube, namespace, "app", path="./", targetNamespace=namespace, postBuild=substitute
     )
-    await kube.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/configmaps",
-        body={"apiVersion": "v1", "kind": "ConfigMap",
-              "metadata": {"name": "vars"}, "data": {"color": "green"}},
-    )  # fmt: skip
+    await create_cm(kube, namespace, "vars", {"color": "green"})
+
+
+async def write_inventory(
+    kube: Kube, namespace: str, name: str, entries: list[dict[str, str]]
+) -> None:
+    """Record `entries` in the Kustomization's status.inventory, as kustomize-controller does."""
+    path = ks_path(namespace, name)
+    live = await kube.get(path)
+    live["status"] = {"inventory": {"entries": entries}}
+    await kube.request("PUT", path + "/status", body=live)
 
 
 async def reconcile_like_the_controller(
@@ -105,10 +98,7 @@ async def reconcile_like_the_controller(
         await kube.apply(path, obj, field_manager="kustomize-controller", force=True)
         ref = ObjRef(o.namespace(obj), o.name(obj), o.group(obj), o.kind(obj))
         entries.append({"id": ref.id, "v": o.version(obj)})
-    ks_path = f"{KS_API}/namespaces/{namespace}/kustomizations/app"
-    live = await kube.get(ks_path)
-    live["status"] = {"inventory": {"entries": entries}}
-    await kube.request("PUT", ks_path + "/status", body=live)
+    await write_inventory(kube, namespace, "app", entries)
 
 
 @pytest.fixture
@@ -179,18 +169,9 @@ async def test_tree_descends_into_nested_kustomizations(
 ) -> None:
     parent = tmp_path / "parent"
     parent.mkdir()
-    nested = {
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-        "metadata": {"name": "parent", "namespace": namespace},
-        "spec": {"interval": "10m", "path": "./", "prune": True,
-                 "sourceRef": {"kind": "GitRepository", "name": "repo"}},
-    }  # fmt: skip
-    await kube.request("POST", f"{KS_API}/namespaces/{namespace}/kustomizations", body=nested)
-    ks_path = f"{KS_API}/namespaces/{namespace}/kustomizations/parent"
-    live = await kube.get(ks_path)
+    await create_ks(kube, namespace, "parent", path="./")
     app = ObjRef(namespace, "app", "kustomize.toolkit.fluxcd.io", "Kustomization").id
-    live["status"] = {"inventory": {"entries": [{"id": app, "v": "v1"}]}}
-    await kube.request("PUT", ks_path + "/status", body=live)
+    await write_inventory(kube, namespace, "parent", [{"id": app, "v": "v1"}])
     out = await same_as_flux(cluster, "tree", "ks", "parent", "-n", namespace, "--compact")
     assert out.stdout == (
         f"Kustomization/{namespace}/parent\n└── Kustomization/{namespace}/app\n\n"
@@ -213,7 +194,7 @@ async def test_diff_leaves_out_fields_the_ignore_rules_name(
     out = await same_as_flux(cluster, "diff", "ks", "app", "--path", str(applied), "-n", namespace)
     assert out.code == 1 and f"► ConfigMap/{namespace}/other drifted" in out.stdout
     await kube.patch(
-        f"{KS_API}/namespaces/{namespace}/kustomizations/app",
+        ks_path(namespace, "app"),
         {"spec": {"ignore": [{"paths": ["/data/keep"], "target": {"kind": "ConfigMap"}}]}},
     )
     out = await same_as_flux(cluster, "diff", "ks", "app", "--path", str(applied), "-n", namespace)

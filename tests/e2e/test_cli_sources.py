@@ -16,9 +16,11 @@ from typing import Any, TypeVar
 import pytest
 
 from testenv.git_server import GitHTTPServer
-from tests.cli_process import assert_same, flux, needs_flux, tidal
+from tests.cli_process import Out, assert_same, flux, needs_flux, tidal
 from tests.controller_process import run_controller
 from tests.fixtures_git import GitRepoFactory, GitSSHServer
+from tests.kustomization_helpers import REQUESTED_AT
+from tests.kustomization_helpers import secret as create_secret
 from tests.plugin import Cluster
 from tidal.cli import cluster as cli_cluster
 from tidal.cli.objects import GIT_REPOSITORY, ObjectKind
@@ -30,6 +32,15 @@ pytestmark = pytest.mark.e2e
 
 F = TypeVar("F", bound=Callable[..., Any])
 SHA = "0123456789abcdef0123456789abcdef01234567"
+NOWHERE = Path("/nonexistent/kubeconfig")  # for the verbs that need no cluster
+
+
+async def same_as_flux(flux_bin: Path, kubeconfig: Path, *args: str) -> Out:
+    """Run `tidal` and `flux` with `args`: stdout, stderr and exit status must be the same.
+    tidal's result."""
+    ours = await tidal(kubeconfig, *args)
+    assert_same(ours, await flux(flux_bin, kubeconfig, *args))
+    return ours
 
 
 def git_repository(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
@@ -84,6 +95,22 @@ async def wait_for_object(
     raise AssertionError(f"{name} never appeared as expected")
 
 
+async def tidal_answered(
+    cluster: Cluster,
+    kube: Kube,
+    namespace: str,
+    args: list[str],
+    until: Callable[[dict[str, Any]], bool],
+    status: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Out:
+    """Run `tidal *args`, which waits on the GitRepository "app", and answer as its controller
+    would: once "app" meets `until`, write `status(app)`. tidal's result."""
+    task = asyncio.create_task(tidal(cluster.kubeconfig, *args))
+    live = await wait_for_object(kube, GIT_REPOSITORY, namespace, "app", until)
+    await write_status(kube, GIT_REPOSITORY, namespace, "app", status(live))
+    return await task
+
+
 def ready_status(generation: int, revision: str, **extra: Any) -> dict[str, Any]:
     return {
         "observedGeneration": generation,
@@ -106,6 +133,17 @@ def ready_status(generation: int, revision: str, **extra: Any) -> dict[str, Any]
         ],
         **extra,
     }
+
+
+def fetched_sha(live: dict[str, Any]) -> dict[str, Any]:
+    """The status of `live` once its controller has fetched main@sha1:SHA."""
+    return ready_status(live["metadata"]["generation"], "main@sha1:" + SHA)
+
+
+async def ready_app(kube: Kube, namespace: str) -> None:
+    """The GitRepository "app", Ready at main@sha1:SHA as if its controller had fetched it."""
+    app = git_repository(namespace, "app")
+    await create(kube, GIT_REPOSITORY, app, ready_status(1, "main@sha1:" + SHA))
 
 
 # -- create ... --export (no cluster needed) ------------------------------------------------------
@@ -139,16 +177,14 @@ EXPORT_CASES = [
 @pytest.mark.parametrize("flags", EXPORT_CASES)
 async def test_create_source_git_export_is_flux_s(flux_bin: Path, flags: list[str]) -> None:
     args = ["create", "source", "git", "podinfo", *flags, "--export"]
-    nowhere = Path("/nonexistent/kubeconfig")
-    assert_same(await tidal(nowhere, *args), await flux(flux_bin, nowhere, *args))
+    await same_as_flux(flux_bin, NOWHERE, *args)
 
 
 @needs_flux
 @pytest.mark.parametrize("name", ["x", "Bad", "a_b"])
 async def test_create_refuses_names_as_flux_does(flux_bin: Path, name: str) -> None:
     args = ["create", "source", "git", name, "--url=https://x/r", "--branch=m", "--export"]
-    nowhere = Path("/nonexistent/kubeconfig")
-    assert_same(await tidal(nowhere, *args), await flux(flux_bin, nowhere, *args))
+    await same_as_flux(flux_bin, NOWHERE, *args)
 
 
 @needs_flux
@@ -170,8 +206,7 @@ async def test_create_secret_git_export_is_flux_s(
     ca.write_text("-----BEGIN CERTIFICATE-----\nMIIBxx\n-----END CERTIFICATE-----\n")
     flags = [f.replace("=CA", f"={ca}") for f in flags]
     args = ["create", "secret", "git", "auth", *flags, "--export"]
-    nowhere = Path("/nonexistent/kubeconfig")
-    assert_same(await tidal(nowhere, *args), await flux(flux_bin, nowhere, *args))
+    await same_as_flux(flux_bin, NOWHERE, *args)
 
 
 @needs_flux
@@ -179,11 +214,9 @@ async def test_create_secret_git_ssh_with_a_key_file_is_flux_s(
     flux_bin: Path, git_ssh: GitSSHServer
 ) -> None:
     url = f"ssh://git@{git_ssh.host}:{git_ssh.port}/repo.git"
-    nowhere = Path("/nonexistent/kubeconfig")
     for key in (git_ssh.private_key_path, git_ssh.rsa_private_key_path):
         args = ["create", "secret", "git", "ssh-auth", f"--url={url}", f"--private-key-file={key}"]
-        ours = await tidal(nowhere, *args, "--export")
-        assert_same(ours, await flux(flux_bin, nowhere, *args, "--export"))
+        ours = await same_as_flux(flux_bin, NOWHERE, *args, "--export")
         secret = yamlio.load_all(ours.stdout)[0]
         assert secret["stringData"]["known_hosts"] == git_ssh.known_hosts
 
@@ -203,8 +236,7 @@ async def test_create_secret_git_ssh_generated_keys_look_like_flux_s(
 ) -> None:
     url = f"ssh://git@{git_ssh.host}:{git_ssh.port}/repo.git"
     args = ["create", "secret", "git", "ssh-auth", f"--url={url}", *flags, "--export"]
-    nowhere = Path("/nonexistent/kubeconfig")
-    ours, theirs = await tidal(nowhere, *args), await flux(flux_bin, nowhere, *args)
+    ours, theirs = await tidal(NOWHERE, *args), await flux(flux_bin, NOWHERE, *args)
     assert ours.code == theirs.code == 0, ours.stderr
     mine, flux_s = yamlio.load_all(ours.stdout)[0], yamlio.load_all(theirs.stdout)[0]
     assert mine["metadata"] == flux_s["metadata"]
@@ -275,9 +307,7 @@ async def test_get_sources_git_table_is_flux_s(
         ["-n", namespace, "--status-selector", "nonsense"],
     ]
     for flags in cases:
-        args = ["get", "sources", "git", *flags]
-        ours = await tidal(cluster.kubeconfig, *args)
-        assert_same(ours, await flux(flux_bin, cluster.kubeconfig, *args))
+        await same_as_flux(flux_bin, cluster.kubeconfig, "get", "sources", "git", *flags)
     ours = await tidal(cluster.kubeconfig, "get", "sources", "git", "-n", namespace)
     assert f"main@sha1:{SHA[:8]}\t" in ours.stdout
     assert "waiting to be reconciled" in ours.stdout
@@ -289,16 +319,7 @@ async def test_export_source_git_is_flux_s(
     kube: Kube, namespace: str, cluster: Cluster, flux_bin: Path
 ) -> None:
     await _table_objects(kube, namespace, namespace)
-    await kube.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/secrets",
-        body={
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "creds", "namespace": namespace},
-            "stringData": {"username": "git", "password": "s3cr3t"},
-        },
-    )
+    await create_secret(kube, namespace, "creds", {"username": "git", "password": "s3cr3t"})
     await create(
         kube,
         GIT_REPOSITORY,
@@ -320,14 +341,11 @@ async def test_export_source_git_is_flux_s(
         ["--all"],
         ["missing"],
     ):
-        args = ["export", "source", "git", "-n", namespace, *flags]
-        assert_same(
-            await tidal(cluster.kubeconfig, *args), await flux(flux_bin, cluster.kubeconfig, *args)
+        await same_as_flux(
+            flux_bin, cluster.kubeconfig, "export", "source", "git", "-n", namespace, *flags
         )
     empty = ["export", "source", "git", "--all", "-n", f"{namespace}-none"]
-    assert_same(
-        await tidal(cluster.kubeconfig, *empty), await flux(flux_bin, cluster.kubeconfig, *empty)
-    )
+    await same_as_flux(flux_bin, cluster.kubeconfig, *empty)
     one = await tidal(cluster.kubeconfig, "export", "source", "git", "-n", namespace, "suspended")
     exported = yamlio.load_all(one.stdout)[0]
     assert exported["spec"]["timeout"] == "1m30s"
@@ -408,22 +426,9 @@ async def test_create_source_git_with_credentials_creates_the_secret(
 async def test_create_waits_for_ready_and_reports_the_revision(
     kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
-    proc = asyncio.create_task(
-        tidal(
-            cluster.kubeconfig,
-            *["create", "source", "git", "app", "--url=https://example.com/r.git"],
-            *["--branch=main", "-n", namespace, "--timeout=30s"],
-        )
-    )
-    live = await wait_for_object(kube, GIT_REPOSITORY, namespace, "app")
-    await write_status(
-        kube,
-        GIT_REPOSITORY,
-        namespace,
-        "app",
-        ready_status(live["metadata"]["generation"], "main@sha1:" + SHA),
-    )
-    out = await proc
+    args = ["create", "source", "git", "app", "--url=https://example.com/r.git"]
+    args += ["--branch=main", "-n", namespace, "--timeout=30s"]
+    out = await tidal_answered(cluster, kube, namespace, args, bool, fetched_sha)
     assert out.code == 0, out.stderr
     assert out.stderr.endswith(
         f"✔ GitRepository source reconciliation completed\n✔ fetched revision: main@sha1:{SHA}\n"
@@ -450,9 +455,7 @@ async def test_create_secret_git_writes_the_secret(
 async def test_suspend_and_resume_as_flux_sees_them(
     kube: Kube, namespace: str, cluster: Cluster, flux_bin: Path
 ) -> None:
-    await create(
-        kube, GIT_REPOSITORY, git_repository(namespace, "app"), ready_status(1, "main@sha1:" + SHA)
-    )
+    await ready_app(kube, namespace)
     out = await tidal(cluster.kubeconfig, "suspend", "source", "git", "app", "-n", namespace)
     assert out.code == 0, out.stderr
     assert out.stderr == (
@@ -496,19 +499,12 @@ async def test_resume_waits_for_the_new_generation(
     kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
     await create(kube, GIT_REPOSITORY, git_repository(namespace, "app", suspend=True))
-    task = asyncio.create_task(
-        tidal(
-            cluster.kubeconfig, "resume", "source", "git", "app", "-n", namespace, "--timeout=30s"
-        )
-    )
-    live = await wait_for_object(
-        kube, GIT_REPOSITORY, namespace, "app", lambda o: "suspend" not in o["spec"]
-    )
-    generation = live["metadata"]["generation"]
-    await write_status(
-        kube, GIT_REPOSITORY, namespace, "app", ready_status(generation, "main@sha1:" + SHA)
-    )
-    out = await task
+    args = ["resume", "source", "git", "app", "-n", namespace, "--timeout=30s"]
+
+    def resumed(live: dict[str, Any]) -> bool:
+        return "suspend" not in live["spec"]
+
+    out = await tidal_answered(cluster, kube, namespace, args, resumed, fetched_sha)
     assert out.code == 0, out.stderr
     assert out.stderr.endswith(
         f"✔ GitRepository app reconciliation completed\n✔ fetched revision main@sha1:{SHA}\n"
@@ -519,9 +515,7 @@ async def test_resume_waits_for_the_new_generation(
 async def test_reconcile_annotates_and_times_out_without_a_controller(
     kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
-    await create(
-        kube, GIT_REPOSITORY, git_repository(namespace, "app"), ready_status(1, "main@sha1:" + SHA)
-    )
+    await ready_app(kube, namespace)
     out = await tidal(
         cluster.kubeconfig, "reconcile", "source", "git", "app", "-n", namespace, "--timeout=2s"
     )
@@ -544,34 +538,18 @@ async def test_reconcile_annotates_and_times_out_without_a_controller(
 async def test_reconcile_reports_the_fetched_revision(
     kube: Kube, namespace: str, cluster: Cluster
 ) -> None:
-    await create(
-        kube, GIT_REPOSITORY, git_repository(namespace, "app"), ready_status(1, "main@sha1:" + SHA)
-    )
-    task = asyncio.create_task(
-        tidal(
-            cluster.kubeconfig,
-            "reconcile",
-            "source",
-            "git",
-            "app",
-            "-n",
-            namespace,
-            "--timeout=30s",
-        )
-    )
-    live = await wait_for_object(
-        kube,
-        GIT_REPOSITORY,
-        namespace,
-        "app",
-        lambda o: "reconcile.fluxcd.io/requestedAt" in (o["metadata"].get("annotations") or {}),
-    )
-    token = live["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"]
+    await ready_app(kube, namespace)
     new = "main@sha1:" + "f" * 40
-    await write_status(
-        kube, GIT_REPOSITORY, namespace, "app", ready_status(1, new, lastHandledReconcileAt=token)
-    )
-    out = await task
+
+    def requested(live: dict[str, Any]) -> bool:
+        return REQUESTED_AT in (live["metadata"].get("annotations") or {})
+
+    def handled(live: dict[str, Any]) -> dict[str, Any]:
+        token = live["metadata"]["annotations"][REQUESTED_AT]
+        return ready_status(1, new, lastHandledReconcileAt=token)
+
+    args = ["reconcile", "source", "git", "app", "-n", namespace, "--timeout=30s"]
+    out = await tidal_answered(cluster, kube, namespace, args, requested, handled)
     assert out.code == 0, out.stderr
     assert out.stderr.endswith(f"✔ fetched revision {new}\n")
 
@@ -595,9 +573,7 @@ async def test_delete_asks_first(
         f"► deleting source git app in {namespace} namespace\n✔ source git deleted\n",
     )
     gone = ["delete", "source", "git", "app", "-n", namespace, "-s"]
-    assert_same(
-        await tidal(cluster.kubeconfig, *gone), await flux(flux_bin, cluster.kubeconfig, *gone)
-    )
+    await same_as_flux(flux_bin, cluster.kubeconfig, *gone)
 
 
 async def test_a_missing_crd_is_reported_as_not_installed(cluster: Cluster) -> None:
@@ -664,8 +640,7 @@ async def test_create_reconcile_resume_with_a_running_controller(
     assert out.stderr.endswith(f"✔ fetched revision main@sha1:{second}\n")
 
     table = ["get", "sources", "git", "-n", namespace]
-    ours = await tidal(cluster.kubeconfig, *table)
-    assert_same(ours, await flux(flux_bin, cluster.kubeconfig, *table))
+    ours = await same_as_flux(flux_bin, cluster.kubeconfig, *table)
     assert f"main@sha1:{second[:8]}\tFalse    \tTrue \t" in ours.stdout
 
     assert (

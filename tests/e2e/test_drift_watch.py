@@ -14,7 +14,7 @@ import pytest
 
 from testenv.git_server import GitHTTPServer
 from tests.controller_process import RunningController, controller_fixture
-from tests.kustomization_helpers import applied, cm, create_ks, get_cm, git_source, wait_ks
+from tests.kustomization_helpers import applied, cm, deployed, fetch_now, get_cm, wait_ks
 from tidal.kube.client import Kube
 
 pytestmark = pytest.mark.e2e
@@ -70,13 +70,22 @@ async def watching(controller: RunningController, kind: str) -> None:
     await until(listed, 10, f"drift watch on {kind}", controller)
 
 
-async def setup(
-    kube: Kube, namespace: str, git_http: GitHTTPServer, git_repo: Any, files: dict[str, str]
-) -> str:
-    repo = git_repo(files=files)
-    await git_source(kube, namespace, "repo", git_http, repo, interval="1h")
-    await create_ks(kube, namespace, "apps", path="./apps", interval="1h")
-    return f"main@sha1:{repo.head('main')}"
+async def deployed_for_an_hour(
+    kube: Kube, namespace: str, git_http: GitHTTPServer, repo: Any, controller: RunningController
+) -> None:
+    """The Kustomization "apps" on ./apps of `repo`, applied. It and its source have an interval
+    of an hour: only the drift watch (or a request) makes it reconcile again."""
+    await deployed(
+        kube,
+        namespace,
+        "apps",
+        git_http,
+        repo,
+        controller,
+        source={"interval": "1h"},
+        path="./apps",
+        interval="1h",
+    )
 
 
 async def test_edits_and_deletes_are_reverted_within_seconds(
@@ -87,21 +96,17 @@ async def test_edits_and_deletes_are_reverted_within_seconds(
     git_http: GitHTTPServer,
     git_repo: Any,
 ) -> None:
-    revision = await setup(
-        kube,
-        namespace,
-        git_http,
-        git_repo,
-        {
+    repo = git_repo(
+        files={
             "apps/a.yaml": cm("a", namespace, color="blue"),
             "apps/b.yaml": cm("b", namespace, size="1"),
             "apps/keep.yaml": cm("keep", namespace, v="1").replace(
                 "metadata:\n",
                 "metadata:\n  annotations:\n    kustomize.toolkit.fluxcd.io/ssa: IfNotPresent\n",
             ),
-        },
+        }
     )
-    await wait_ks(kube, namespace, "apps", applied(revision), "apply", controller)
+    await deployed_for_an_hour(kube, namespace, git_http, repo, controller)
     await watching(controller, "v1/ConfigMap")
     path = f"/api/v1/namespaces/{namespace}/configmaps"
 
@@ -169,14 +174,8 @@ async def test_status_updates_by_other_controllers_do_not_wake_it(
     git_http: GitHTTPServer,
     git_repo: Any,
 ) -> None:
-    revision = await setup(
-        kube,
-        namespace,
-        git_http,
-        git_repo,
-        {"apps/web.yaml": DEPLOYMENT.format(namespace=namespace)},
-    )
-    await wait_ks(kube, namespace, "apps", applied(revision), "apply", controller)
+    repo = git_repo(files={"apps/web.yaml": DEPLOYMENT.format(namespace=namespace)})
+    await deployed_for_an_hour(kube, namespace, git_http, repo, controller)
     await watching(controller, "apps/v1/Deployment")
     deployment = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
 
@@ -215,19 +214,12 @@ async def test_pruning_does_not_wake_it_again(
     repo = git_repo(
         files={"apps/a.yaml": cm("a", namespace, v="1"), "apps/b.yaml": cm("b", namespace, v="1")}
     )
-    await git_source(kube, namespace, "repo", git_http, repo, interval="1h")
-    await create_ks(kube, namespace, "apps", path="./apps", interval="1h")
-    await wait_ks(
-        kube, namespace, "apps", applied(f"main@sha1:{repo.head('main')}"), "apply", controller
-    )
+    await deployed_for_an_hour(kube, namespace, git_http, repo, controller)
     await watching(controller, "v1/ConfigMap")
     count = await reconciles(controller, namespace, "apps")
 
     sha = repo.commit({"apps/b.yaml": None})
-    await kube.patch(
-        f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/gitrepositories/repo",
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "prune"}}},
-    )
+    await fetch_now(kube, namespace, "prune")
     await wait_ks(kube, namespace, "apps", applied(f"main@sha1:{sha}"), "prune", controller)
     assert await get_cm(kube, namespace, "b") is None
     await asyncio.sleep(3)  # long enough for a wake-up (0.5 s) and its reconcile

@@ -18,9 +18,19 @@ from testenv.git_server import GitHTTPServer, GitSSHServer
 from tests.controller_process import RunningController, condition, controller_fixture
 from tests.git_signing import GpgKey, make_gpg_key, signed_commit
 from tests.kustomization_helpers import SOURCE_API as API
-from tests.kustomization_helpers import create_repo, git_source, ready_at, secret
+from tests.kustomization_helpers import (
+    condition_is,
+    create_repo,
+    git_source,
+    head_revision,
+    ready_at,
+    request_reconcile,
+    secret,
+    source_ready,
+    wait_gone,
+)
 from tests.kustomization_helpers import wait_repo as wait_for
-from tidal.kube.client import ApiError, Kube
+from tidal.kube.client import Kube
 
 pytestmark = pytest.mark.e2e
 
@@ -52,14 +62,12 @@ async def test_branch_over_https_produces_a_served_artifact_and_follows_pushes(
         files={"deploy/app.yaml": "kind: ConfigMap\n", "README.md": "hi\n", "logo.png": b"\x89PNG"}
     )
     sha = repo.head("main")
-    await git_source(kube, namespace, "app", git_https, repo)
-
-    obj = await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{sha}"), "Ready", controller)
+    obj, revision = await source_ready(kube, namespace, "app", git_https, repo, controller)
     artifact = obj["status"]["artifact"]
     assert artifact["path"] == f"gitrepository/{namespace}/app/{sha}.tar.gz"
     assert artifact["url"] == f"http://127.0.0.1:{controller.storage_port}/{artifact['path']}"
     assert condition(obj, "Ready")["reason"] == "Succeeded"
-    assert condition(obj, "Ready")["message"] == f"stored artifact for revision 'main@sha1:{sha}'"
+    assert condition(obj, "Ready")["message"] == f"stored artifact for revision '{revision}'"
     assert obj["status"]["observedGeneration"] == 1
     assert "finalizers.fluxcd.io" in obj["metadata"]["finalizers"]
     data = await download(artifact["url"])
@@ -72,9 +80,7 @@ async def test_branch_over_https_produces_a_served_artifact_and_follows_pushes(
     new_sha = repo.commit({"deploy/app.yaml": "kind: Secret\n"}, "change kind")
     token = "2026-11-24T12:00:00.000000000Z"
     path = f"{API}/namespaces/{namespace}/gitrepositories/app"
-    await kube.patch(
-        path, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}
-    )
+    await request_reconcile(kube, path, token)
     obj = await wait_for(
         kube, namespace, "app", ready_at(f"main@sha1:{new_sha}"), "new revision", controller
     )
@@ -87,9 +93,7 @@ async def test_branch_over_https_produces_a_served_artifact_and_follows_pushes(
     # An unchanged upstream costs one ref listing and no pack fetch.
     with git_https.counting(repo.name) as delta:
         again = "2026-11-24T12:00:01.000000000Z"
-        await kube.patch(
-            path, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": again}}}
-        )
+        await request_reconcile(kube, path, again)
         await wait_for(
             kube,
             namespace,
@@ -105,14 +109,7 @@ async def test_branch_over_https_produces_a_served_artifact_and_follows_pushes(
     stored = controller.storage / obj["status"]["artifact"]["path"]
     assert stored.exists()
     await kube.delete(path)
-    async with asyncio.timeout(20):
-        while True:
-            try:
-                await kube.get(path)
-            except ApiError as e:
-                assert e.status == 404
-                break
-            await asyncio.sleep(0.2)
+    await wait_gone(kube, path, within=20)
     assert not stored.exists()
     assert not stored.parent.exists()
 
@@ -126,9 +123,7 @@ async def test_wrong_password_fails_and_keeps_the_last_artifact(
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"a.yaml": "a: 1\n"})
-    sha = repo.head("main")
-    await git_source(kube, namespace, "app", git_https, repo)
-    obj = await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{sha}"), "Ready", controller)
+    obj, revision = await source_ready(kube, namespace, "app", git_https, repo, controller)
     url = obj["status"]["artifact"]["url"]
 
     assert git_https.password
@@ -136,22 +131,16 @@ async def test_wrong_password_fails_and_keeps_the_last_artifact(
     wrong = base64.b64encode(b"not-the-password").decode()
     await kube.patch(secret_path, {"data": {"password": wrong}})
     repo.commit({"a.yaml": "a: 2\n"})
-    await kube.patch(
-        f"{API}/namespaces/{namespace}/gitrepositories/app",
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "t1"}}},
-    )
-
-    def failed(o: dict[str, Any]) -> bool:
-        return condition(o, "Ready").get("status") == "False"
-
-    obj = await wait_for(kube, namespace, "app", failed, "Ready=False", controller)
+    await request_reconcile(kube, f"{API}/namespaces/{namespace}/gitrepositories/app", "t1")
+    not_ready = condition_is("Ready", "False")
+    obj = await wait_for(kube, namespace, "app", not_ready, "Ready=False", controller)
     fetch_failed = condition(obj, "FetchFailed")
     assert fetch_failed["status"] == "True"
     assert fetch_failed["reason"] == "GitOperationFailed"
     assert git_https.password not in str(obj)
     assert "not-the-password" not in str(obj)
     # The last good artifact stays recorded and served.
-    assert obj["status"]["artifact"]["revision"] == f"main@sha1:{sha}"
+    assert obj["status"]["artifact"]["revision"] == revision
     assert await download(url)
     assert "not-the-password" not in controller.logs()
 
@@ -187,12 +176,7 @@ async def test_ssh_with_known_hosts_and_refusal_of_a_wrong_host_key(
     )
     await wait_for(kube, namespace, "good", ready_at(f"main@sha1:{sha}"), "Ready", controller)
     bad = await wait_for(
-        kube,
-        namespace,
-        "bad",
-        lambda o: condition(o, "FetchFailed").get("status") == "True",
-        "FetchFailed",
-        controller,
+        kube, namespace, "bad", condition_is("FetchFailed"), "FetchFailed", controller
     )
     assert "artifact" not in bad["status"]
     assert condition(bad, "Ready")["status"] == "False"
@@ -227,13 +211,7 @@ async def test_every_ref_type(
     repo.tag("v2.0.0")
     shas["feature"] = repo.commit({"f": "x\n"}, branch="feature", base="main")
     resolved = {k: v.format(**shas) for k, v in ref.items()}
-    assert git_http.username and git_http.password
-    await secret(
-        kube, namespace, "plain", {"username": git_http.username, "password": git_http.password}
-    )
-    await create_repo(
-        kube, namespace, "r", git_http.url_for(repo.name), ref=resolved, secretRef={"name": "plain"}
-    )
+    await git_source(kube, namespace, "r", git_http, repo, ref=resolved)
     await wait_for(kube, namespace, "r", ready_at(expected.format(**shas)), "Ready", controller)
 
 
@@ -259,12 +237,7 @@ async def test_invalid_url_stalls_and_suspend_stops_reconciling(
         kube, namespace, "unsupported", "https://127.0.0.1:1/x.git", recurseSubmodules=True
     )
     obj = await wait_for(
-        kube,
-        namespace,
-        "unsupported",
-        lambda o: condition(o, "Stalled").get("status") == "True",
-        "Stalled",
-        controller,
+        kube, namespace, "unsupported", condition_is("Stalled"), "Stalled", controller
     )
     assert "recurseSubmodules not supported" in condition(obj, "Ready")["message"]
 
@@ -297,9 +270,7 @@ async def test_a_push_moves_the_artifact_within_one_interval(
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"app.yaml": "replicas: 1\n"})
-    await git_source(kube, namespace, "app", git_http, repo, interval="2s")
-    first = repo.head("main")
-    await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{first}"), "Ready", controller)
+    await source_ready(kube, namespace, "app", git_http, repo, controller, interval="2s")
 
     pushed = repo.commit({"app.yaml": "replicas: 3\n"}, "scale up")
     start = asyncio.get_running_loop().time()
@@ -324,9 +295,7 @@ async def test_a_force_push_that_rewrites_history_gives_the_new_revision(
 ) -> None:
     repo = git_repo(files={"old/app.yaml": "v: 1\n"})
     repo.commit({"old/app.yaml": "v: 2\n"}, "second")
-    await git_source(kube, namespace, "app", git_https, repo, interval="2s")
-    before = repo.head("main")
-    await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{before}"), "Ready", controller)
+    await source_ready(kube, namespace, "app", git_https, repo, controller, interval="2s")
 
     # A base that does not exist makes the commit a root; force moves main onto it.
     rewritten = repo.commit(
@@ -361,11 +330,9 @@ async def test_sourceignore_and_spec_ignore_shape_the_artifact(
             "logo.png": b"\x89PNG",
         }
     )
-    sha = repo.head("main")
-    await git_source(
-        kube, namespace, "app", git_http, repo, ignore="# test fixtures\ndeploy/test/\n"
+    obj, revision = await source_ready(
+        kube, namespace, "app", git_http, repo, controller, ignore="# test fixtures\ndeploy/test/\n"
     )
-    obj = await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{sha}"), "Ready", controller)
     # docs/ goes by .sourceignore, deploy/test/ by spec.ignore; with user patterns present the
     # default exclusions (*.png) no longer apply, as in Flux's code.
     assert tar_names(await download(obj["status"]["artifact"]["url"])) == [
@@ -391,7 +358,7 @@ async def test_sourceignore_and_spec_ignore_shape_the_artifact(
         controller,
     )
     artifact = obj["status"]["artifact"]
-    assert artifact["revision"] == f"main@sha1:{sha}"
+    assert artifact["revision"] == revision
     assert artifact["digest"] != first_digest
     assert obj["status"]["observedGeneration"] == 2
     assert tar_names(await download(artifact["url"])) == [
@@ -445,14 +412,8 @@ async def test_openpgp_verification_accepts_signed_and_refuses_unsigned_commits(
     assert obj["status"]["sourceVerificationMode"] == "HEAD"
 
     unsigned = repo.commit({"app.yaml": "signed: false\n"}, "unsigned change")
-    obj = await wait_for(
-        kube,
-        namespace,
-        "app",
-        lambda o: condition(o, "SourceVerified").get("status") == "False",
-        "SourceVerified=False",
-        controller,
-    )
+    unverified = condition_is("SourceVerified", "False")
+    obj = await wait_for(kube, namespace, "app", unverified, "SourceVerified=False", controller)
     verified = condition(obj, "SourceVerified")
     assert verified["reason"] == "InvalidCommitSignature"
     assert verified["message"].startswith(f"signature verification of commit '{unsigned}' failed")
@@ -475,25 +436,19 @@ async def test_a_git_server_outage_fails_then_recovers_by_itself(
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"app.yaml": "up: true\n"})
-    sha = repo.head("main")
-    await git_source(kube, namespace, "app", git_https, repo, interval="2s")
-    obj = await wait_for(kube, namespace, "app", ready_at(f"main@sha1:{sha}"), "Ready", controller)
+    obj, revision = await source_ready(
+        kube, namespace, "app", git_https, repo, controller, interval="2s"
+    )
     url = obj["status"]["artifact"]["url"]
 
     git_https.stop()
     try:
-        obj = await wait_for(
-            kube,
-            namespace,
-            "app",
-            lambda o: condition(o, "FetchFailed").get("status") == "True",
-            "FetchFailed while the server is down",
-            controller,
-        )
+        down = condition_is("FetchFailed")
+        obj = await wait_for(kube, namespace, "app", down, "FetchFailed while down", controller)
         ready = condition(obj, "Ready")
         assert ready["status"] == "False"
         assert ready["reason"] == condition(obj, "FetchFailed")["reason"] == "GitOperationFailed"
-        assert obj["status"]["artifact"]["revision"] == f"main@sha1:{sha}"
+        assert obj["status"]["artifact"]["revision"] == revision
         assert tar_files(await download(url)) == {"app.yaml": b"up: true\n"}
     finally:
         git_https.start()
@@ -516,7 +471,7 @@ async def test_a_git_server_outage_fails_then_recovers_by_itself(
                 break
             await asyncio.sleep(0.2)
     assert recovered[0]["type"] == "Normal"
-    assert recovered[0]["message"] == f"stored artifact for commit 'main@sha1:{sha}'"
+    assert recovered[0]["message"] == f"stored artifact for commit '{revision}'"
 
 
 async def test_two_sources_on_one_repository_get_separate_artifacts(
@@ -559,9 +514,9 @@ async def test_include_copies_another_sources_subtree_and_follows_it(
     await git_source(kube, namespace, "lib", git_http, lib, interval="2s")
     include = {"repository": {"name": "lib"}, "fromPath": "manifests", "toPath": "vendor/b"}
     # An hour-long interval: only the include watch can bring lib's changes in quickly.
-    await git_source(kube, namespace, "app", git_http, app, interval="1h", include=[include])
-    app_rev = f"main@sha1:{app.head('main')}"
-    obj = await wait_for(kube, namespace, "app", ready_at(app_rev), "Ready", controller)
+    obj, app_rev = await source_ready(
+        kube, namespace, "app", git_http, app, controller, interval="1h", include=[include]
+    )
     lib_obj = await kube.get(f"{API}/namespaces/{namespace}/gitrepositories/lib")
     lib_artifact = lib_obj["status"]["artifact"]
     assert tar_files(await download(obj["status"]["artifact"]["url"])) == {
@@ -604,14 +559,8 @@ async def test_include_of_a_missing_source_waits_and_a_path_outside_is_refused(
     await git_source(
         kube, namespace, "app", git_http, app, include=[{"repository": {"name": "lib"}}]
     )
-    obj = await wait_for(
-        kube,
-        namespace,
-        "app",
-        lambda o: condition(o, "IncludeUnavailable").get("status") == "True",
-        "IncludeUnavailable",
-        controller,
-    )
+    waiting = condition_is("IncludeUnavailable")
+    obj = await wait_for(kube, namespace, "app", waiting, "IncludeUnavailable", controller)
     unavailable = condition(obj, "IncludeUnavailable")
     assert unavailable["reason"] == "NotFound"
     assert unavailable["message"] == (
@@ -628,7 +577,7 @@ async def test_include_of_a_missing_source_waits_and_a_path_outside_is_refused(
         kube,
         namespace,
         "app",
-        ready_at(f"main@sha1:{app.head('main')}"),
+        ready_at(head_revision(app)),
         "Ready once lib has an artifact",
         controller,
         10,
@@ -648,14 +597,7 @@ async def test_include_of_a_missing_source_waits_and_a_path_outside_is_refused(
         app,
         include=[{"repository": {"name": "lib"}, "toPath": "../../outside"}],
     )
-    obj = await wait_for(
-        kube,
-        namespace,
-        "escape",
-        lambda o: condition(o, "Stalled").get("status") == "True",
-        "Stalled",
-        controller,
-    )
+    obj = await wait_for(kube, namespace, "escape", condition_is("Stalled"), "Stalled", controller)
     failed = condition(obj, "StorageOperationFailed")
     assert failed["reason"] == "IllegalPath"
     assert "outside the artifact root" in failed["message"]

@@ -13,7 +13,9 @@ from tests.controller_process import RunningController, condition, controller_fi
 from tests.kustomization_helpers import (
     applied,
     cm,
+    create_cm,
     create_ks,
+    deployed,
     events_for,
     failed,
     fetch_now,
@@ -50,14 +52,12 @@ async def test_commit_applies_change_updates_and_removal_prunes(
             ),
         }
     )
-    sha = repo.head("main")
-    await git_source(kube, namespace, "repo", git_http, repo)
-    await create_ks(kube, namespace, "apps", path="./apps")
-
-    obj = await wait_ks(kube, namespace, "apps", applied(f"main@sha1:{sha}"), "apply", controller)
-    assert condition(obj, "Ready")["message"] == f"Applied revision: main@sha1:{sha}"
+    obj, revision = await deployed(
+        kube, namespace, "apps", git_http, repo, controller, path="./apps"
+    )
+    assert condition(obj, "Ready")["message"] == f"Applied revision: {revision}"
     assert condition(obj, "Ready")["reason"] == "ReconciliationSucceeded"
-    assert obj["status"]["lastAttemptedRevision"] == f"main@sha1:{sha}"
+    assert obj["status"]["lastAttemptedRevision"] == revision
     assert obj["status"]["observedGeneration"] == 1
     assert "finalizers.fluxcd.io" in obj["metadata"]["finalizers"]
     assert obj["status"]["inventory"]["entries"] == [
@@ -67,7 +67,7 @@ async def test_commit_applies_change_updates_and_removal_prunes(
     ]
     history = obj["status"]["history"]
     assert history[0]["lastReconciledStatus"] == "ReconciliationSucceeded"
-    assert history[0]["metadata"] == {"revision": f"main@sha1:{sha}"}
+    assert history[0]["metadata"] == {"revision": revision}
     a = await get_cm(kube, namespace, "a")
     assert a is not None and a["data"] == {"color": "blue"}
     assert a["metadata"]["labels"] == {
@@ -79,10 +79,7 @@ async def test_commit_applies_change_updates_and_removal_prunes(
     events = await events_for(kube, namespace, "apps")
     created = [e for e in events if "ConfigMap/" in e["message"] and "created" in e["message"]]
     assert created and created[0]["reason"] == "Progressing"
-    assert (
-        created[0]["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/revision"]
-        == f"main@sha1:{sha}"
-    )
+    assert created[0]["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/revision"] == revision
     succeeded = [e for e in events if e["reason"] == "ReconciliationSucceeded"]
     # Flux writes the interval as Go prints a duration: 10m becomes 10m0s.
     assert succeeded and succeeded[0]["message"].endswith(", next run in 10m0s")
@@ -109,17 +106,14 @@ async def test_a_bad_commit_keeps_the_last_good_state(
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"app/a.yaml": cm("a", namespace, v="1")})
-    sha = repo.head("main")
-    await git_source(kube, namespace, "repo", git_http, repo)
-    await create_ks(kube, namespace, "app", path="app")
-    await wait_ks(kube, namespace, "app", applied(f"main@sha1:{sha}"), "apply", controller)
+    _, good = await deployed(kube, namespace, "app", git_http, repo, controller, path="app")
 
     # Broken YAML: the build fails and nothing changes.
     bad = repo.commit({"app/a.yaml": cm("a", namespace, v="2"), "app/b.yaml": "a: [\n"}, "broken")
     await fetch_now(kube, namespace, "1")
     obj = await wait_ks(kube, namespace, "app", failed("BuildFailed"), "build failure", controller)
     assert obj["status"]["lastAttemptedRevision"] == f"main@sha1:{bad}"
-    assert obj["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
+    assert obj["status"]["lastAppliedRevision"] == good
     assert (await get_cm(kube, namespace, "a"))["data"] == {"v": "1"}  # type: ignore[index]
 
     # One invalid object: the dry-run fails and not even the valid change is applied.
@@ -179,12 +173,7 @@ async def test_crd_with_its_custom_resources_and_a_new_namespace(
     )
     ns = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}-extra\n"
     repo = git_repo(files={"crd.yaml": crd, "gadget.yaml": gadget, "ns.yaml": ns})
-    sha = repo.head("main")
-    await git_source(kube, namespace, "repo", git_http, repo)
-    await create_ks(kube, namespace, "gadgets", path="./")
-    obj = await wait_ks(
-        kube, namespace, "gadgets", applied(f"main@sha1:{sha}"), "apply", controller
-    )
+    obj, _ = await deployed(kube, namespace, "gadgets", git_http, repo, controller, path="./")
     ids = [e["id"] for e in obj["status"]["inventory"]["entries"]]
     assert ids == [
         f"_gadgets.{group}_apiextensions.k8s.io_CustomResourceDefinition",
@@ -247,10 +236,9 @@ async def test_wait_reports_deployment_health(
         "      containers:\n      - name: web\n        image: nginx\n"
     )
     repo = git_repo(files={"web/d.yaml": deployment})
-    sha = repo.head("main")
-    await git_source(kube, namespace, "repo", git_http, repo)
-    await create_ks(kube, namespace, "web", path="web", wait=True, timeout="40s")
-    obj = await wait_ks(kube, namespace, "web", applied(f"main@sha1:{sha}"), "healthy", controller)
+    obj, _ = await deployed(
+        kube, namespace, "web", git_http, repo, controller, path="web", wait=True, timeout="40s"
+    )
     healthy = condition(obj, "Healthy")
     assert healthy["status"] == "True"
     assert healthy["message"].startswith("Health check passed in ")
@@ -318,10 +306,9 @@ async def test_orphan_deletion_policy_keeps_the_objects(
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"o/a.yaml": cm("a", namespace, v="1")})
-    sha = repo.head("main")
-    await git_source(kube, namespace, "repo", git_http, repo)
-    await create_ks(kube, namespace, "orphan", path="o", deletionPolicy="Orphan")
-    await wait_ks(kube, namespace, "orphan", applied(f"main@sha1:{sha}"), "apply", controller)
+    await deployed(
+        kube, namespace, "orphan", git_http, repo, controller, path="o", deletionPolicy="Orphan"
+    )
     await kube.delete(ks_path(namespace, "orphan"))
     await wait_gone(kube, ks_path(namespace, "orphan"), within=20)
     assert await get_cm(kube, namespace, "a") is not None
@@ -335,32 +322,23 @@ async def test_a_watched_configmap_change_is_applied_without_waiting_for_the_int
     git_http: GitHTTPServer,
     git_repo: Any,
 ) -> None:
+    watch = {"reconcile.fluxcd.io/watch": "Enabled"}
+    await create_cm(kube, namespace, "vars", {"color": "red"}, labels=watch)
     repo = git_repo(files={"w/a.yaml": cm("a", namespace, color="${color}")})
-    sha = repo.head("main")
-    await git_source(kube, namespace, "repo", git_http, repo)
-    vars_path = f"/api/v1/namespaces/{namespace}/configmaps/vars"
-    await kube.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/configmaps",
-        body={
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "vars", "labels": {"reconcile.fluxcd.io/watch": "Enabled"}},
-            "data": {"color": "red"},
-        },
-    )
-    await create_ks(
+    await deployed(
         kube,
         namespace,
         "watched",
+        git_http,
+        repo,
+        controller,
         path="w",
         interval="1h",
         postBuild={"substituteFrom": [{"kind": "ConfigMap", "name": "vars"}]},
     )
-    await wait_ks(kube, namespace, "watched", applied(f"main@sha1:{sha}"), "applied", controller)
     assert (await get_cm(kube, namespace, "a"))["data"] == {"color": "red"}  # type: ignore[index]
 
-    await kube.patch(vars_path, {"data": {"color": "blue"}})
+    await kube.patch(f"/api/v1/namespaces/{namespace}/configmaps/vars", {"data": {"color": "blue"}})
     for _ in range(100):
         if (await get_cm(kube, namespace, "a"))["data"] == {"color": "blue"}:  # type: ignore[index]
             break
@@ -378,16 +356,10 @@ async def test_ignore_rules_keep_fields_another_controller_sets(
     git_repo: Any,
 ) -> None:
     repo = git_repo(files={"i/a.yaml": cm("a", namespace, color="blue", scale="1")})
-    sha = repo.head("main")
-    await git_source(kube, namespace, "repo", git_http, repo)
-    await create_ks(
-        kube,
-        namespace,
-        "ignoring",
-        path="i",
-        ignore=[{"paths": ["/data/scale"], "target": {"kind": "ConfigMap", "name": "a"}}],
+    scale = {"paths": ["/data/scale"], "target": {"kind": "ConfigMap", "name": "a"}}
+    await deployed(
+        kube, namespace, "ignoring", git_http, repo, controller, path="i", ignore=[scale]
     )
-    await wait_ks(kube, namespace, "ignoring", applied(f"main@sha1:{sha}"), "applied", controller)
     await kube.apply(
         f"/api/v1/namespaces/{namespace}/configmaps/a",
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"},

@@ -23,16 +23,16 @@ from tests.kustomization_helpers import (
     applied,
     cm,
     create_ks,
+    deployed,
     events_for,
     failed,
     fetch_now,
     get_cm,
     git_source,
     ks_path,
-    ready_at,
+    source_ready,
     wait_gone,
     wait_ks,
-    wait_repo,
 )
 from tests.plugin import Cluster
 from tidal.kube.client import Kube
@@ -133,10 +133,8 @@ async def test_no_cross_namespace_refs_denies_a_source_in_another_namespace(
     await kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": shared}})
     try:
         repo = git_repo(files={"app/a.yaml": cm("a", namespace, v="1")})
-        sha = repo.head("main")
         # The source itself is fine: the module's controller makes it Ready.
-        await git_source(kube, shared, "repo", git_http, repo)
-        await wait_repo(kube, shared, "repo", ready_at(f"main@sha1:{sha}"), "source", controller)
+        await source_ready(kube, shared, "repo", git_http, repo, controller)
 
         with run_controller(
             cluster.kubeconfig,
@@ -246,10 +244,7 @@ async def test_ssa_if_not_present_and_ignore_policies(
             "p/kept.yaml": cm("kept", namespace, v="1"),
         }
     )
-    sha = repo.head("main")
-    await git_source(kube, namespace, "repo", git_http, repo)
-    await create_ks(kube, namespace, "policies", path="p")
-    await wait_ks(kube, namespace, "policies", applied(f"main@sha1:{sha}"), "apply", controller)
+    await deployed(kube, namespace, "policies", git_http, repo, controller, path="p")
     assert (await get_cm(kube, namespace, "once"))["data"] == {"v": "1"}  # type: ignore[index]
     assert await get_cm(kube, namespace, "ignored") is None  # Ignore: never applied
 

@@ -21,7 +21,9 @@ from tests.controller_process import RunningController, condition, controller_fi
 from tests.kustomization_helpers import (
     applied,
     cm,
+    create_cm,
     create_ks,
+    deployed,
     events_for,
     failed,
     fetch_now,
@@ -29,6 +31,7 @@ from tests.kustomization_helpers import (
     get_or_none,
     git_source,
     ks_path,
+    reconcile_now,
     wait_gone,
     wait_ks,
 )
@@ -134,20 +137,18 @@ async def test_applies_prunes_and_deletes_in_the_remote_cluster_only(
             "app/gadget.yaml": gadget,
         }
     )
-    sha = repo.head("main")
-    await git_source(kube, namespace, "repo", git_http, repo)
-    await create_ks(
+    obj, _ = await deployed(
         kube,
         namespace,
         "remote",
+        git_http,
+        repo,
+        controller,
+        within=90,
         path="app",
         wait=True,
         timeout="1m",
         kubeConfig={"secretRef": {"name": "remote-kubeconfig"}},
-    )
-
-    obj = await wait_ks(
-        kube, namespace, "remote", applied(f"main@sha1:{sha}"), "remote apply", controller, 90
     )
     # Health was checked where the Deployment runs: the local plane has no such Deployment.
     assert condition(obj, "Healthy")["status"] == "True"
@@ -192,20 +193,14 @@ async def test_applies_prunes_and_deletes_in_the_remote_cluster_only(
     await kubeconfig_secret(
         kube, namespace, "remote-kubeconfig", {"value.yaml": json.dumps(revoked).encode()}
     )
-    await kube.patch(
-        ks_path(namespace, "remote"),
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "revoked"}}},
-    )
+    await reconcile_now(kube, namespace, "remote", "revoked")
     obj = await wait_ks(
         kube, namespace, "remote", failed("ReconciliationFailed"), "revoked", controller
     )
     message = condition(obj, "Ready")["message"]
     assert remote_plane.server in message and "Unauthorized" in message
     await kubeconfig_secret(kube, namespace, "remote-kubeconfig", {"value": admin})
-    await kube.patch(
-        ks_path(namespace, "remote"),
-        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "restored"}}},
-    )
+    await reconcile_now(kube, namespace, "remote", "restored")
     await wait_ks(kube, namespace, "remote", applied(f"main@sha1:{sha2}"), "restored", controller)
 
     # Credentials never show in status, events or logs.
@@ -264,11 +259,7 @@ async def test_unusable_kubeconfigs_are_refused_and_nothing_is_applied(
     # A cluster that is not there (yet): port 1 on loopback refuses connections.
     unreachable = dict(exec_kubeconfig, users=[{"name": "u", "user": {"token": "t"}}])
     await kubeconfig_secret(kube, namespace, "down", {"value": json.dumps(unreachable).encode()})
-    await kube.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/configmaps",
-        body={"metadata": {"name": "eks"}, "data": {"provider": "aws", "cluster": "arn:x"}},
-    )
+    await create_cm(kube, namespace, "eks", {"provider": "aws", "cluster": "arn:x"})
     cases = {
         "missing-key": (
             {"secretRef": {"name": "kc", "key": "other"}},

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from testenv.git_server import GitHTTPServer
+from testenv.sops_tools import AgeKey, PgpKey, generate_pgp, sops_decrypt, sops_encrypt
 from tests.controller_process import (
     RunningController,
     condition,
@@ -27,16 +28,18 @@ from tests.controller_process import (
 from tests.kustomization_helpers import (
     applied,
     create_ks,
+    deployed,
     events_for,
     failed,
     fetch_now,
     get_or_none,
     git_source,
+    head_revision,
+    ks_path,
     secret,
     wait_ks,
 )
 from tests.plugin import Cluster
-from tests.sops_tools import AgeKey, PgpKey, generate_pgp, sops_decrypt, sops_encrypt
 from tidal.kube.client import Kube
 
 pytestmark = pytest.mark.e2e
@@ -48,6 +51,9 @@ controller = controller_fixture("--watch-label-selector", f"!{GLOBAL}")
 
 SECRET_REGEX = ["--encrypted-regex", "^(data|stringData)$"]
 PASSWORD = "correct-horse-battery-staple"
+# spec.decryption with the keys of the Secret "sops-keys"
+SOPS_KEYS = {"provider": "sops", "secretRef": {"name": "sops-keys"}}
+PLAIN = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\n"
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +85,12 @@ def kustomization_file(namespace: str) -> str:
     )
 
 
+def encrypted_db(namespace: str, *keys: AgeKey) -> bytes:
+    """The Secret "db" holding PASSWORD, its data encrypted for the age `keys`."""
+    manifest = secret_manifest("db", namespace, password=PASSWORD)
+    return sops_encrypt(manifest, "yaml", age=list(keys), args=SECRET_REGEX)
+
+
 async def secret_data(kube: Kube, namespace: str, name: str) -> dict[str, str] | None:
     obj = await get_or_none(kube, f"/api/v1/namespaces/{namespace}/secrets/{name}")
     if obj is None:
@@ -90,7 +102,7 @@ async def no_plaintext_in(
     kube: Kube, controller: RunningController, namespace: str, name: str, *texts: str
 ) -> None:
     """Neither the Kustomization's status, nor its events, nor the controller's log."""
-    path = f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{namespace}/kustomizations/{name}"
+    path = ks_path(namespace, name)
     seen = json.dumps([await kube.get(path), await events_for(kube, namespace, name)])
     log = controller.logs()
     for text in texts:
@@ -113,12 +125,7 @@ async def test_encrypted_secrets_and_generator_sources_arrive_decrypted(
     files = {
         "app/kustomization.yaml": kustomization_file(namespace),
         # age, two recipients (the second key is not in the cluster: any one key decrypts)
-        "app/db.yaml": sops_encrypt(
-            secret_manifest("db", namespace, password=PASSWORD),
-            "yaml",
-            age=[AgeKey.generate(), age_key],
-            args=SECRET_REGEX,
-        ),
+        "app/db.yaml": encrypted_db(namespace, AgeKey.generate(), age_key),
         # OpenPGP only
         "app/api.yaml": sops_encrypt(
             secret_manifest("api", namespace, key="pgp-secret-value"),
@@ -129,23 +136,14 @@ async def test_encrypted_secrets_and_generator_sources_arrive_decrypted(
         "app/creds.env": sops_encrypt("USER=admin\nPASS=env-secret\n", "dotenv", age=[age_key]),
         "app/config.json": encrypted_config,
     }
+    keys: dict[str, bytes | str] = {
+        "age.agekey": age_key.key_file(),
+        "pgp.asc": pgp_key.armored_secret,
+    }
+    await secret(kube, namespace, "sops-keys", keys)
     repo = git_repo(files=files)
-    await git_source(kube, namespace, "repo", git_http, repo)
-    await secret(
-        kube,
-        namespace,
-        "sops-keys",
-        {"age.agekey": age_key.key_file(), "pgp.asc": pgp_key.armored_secret},
-    )
-    await create_ks(
-        kube,
-        namespace,
-        "app",
-        path="app",
-        decryption={"provider": "sops", "secretRef": {"name": "sops-keys"}},
-    )
-    await wait_ks(
-        kube, namespace, "app", applied(f"main@sha1:{repo.head('main')}"), "applied", controller
+    await deployed(
+        kube, namespace, "app", git_http, repo, controller, path="app", decryption=SOPS_KEYS
     )
     assert await secret_data(kube, namespace, "db") == {"password": PASSWORD}
     assert await secret_data(kube, namespace, "api") == {"key": "pgp-secret-value"}
@@ -169,16 +167,9 @@ async def test_ciphertext_without_decryption_and_a_missing_secret_are_refused(
     git_repo: Any,
     age_key: AgeKey,
 ) -> None:
-    files = {
-        "app/plain.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\n",
-        "app/db.yaml": sops_encrypt(
-            secret_manifest("db", namespace, password=PASSWORD),
-            "yaml",
-            age=[age_key],
-            args=SECRET_REGEX,
-        ),
-    }
-    repo = git_repo(files=files)
+    repo = git_repo(
+        files={"app/plain.yaml": PLAIN, "app/db.yaml": encrypted_db(namespace, age_key)}
+    )
     await git_source(kube, namespace, "repo", git_http, repo)
     # No spec.decryption: Flux's refusal, and nothing applied.
     await create_ks(kube, namespace, "bare", path="app", targetNamespace=namespace)
@@ -210,16 +201,9 @@ async def test_a_missing_key_applies_nothing_until_the_secret_holds_it(
     git_repo: Any,
     age_key: AgeKey,
 ) -> None:
-    files = {
-        "app/plain.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\n",
-        "app/db.yaml": sops_encrypt(
-            secret_manifest("db", namespace, password=PASSWORD),
-            "yaml",
-            age=[age_key],
-            args=SECRET_REGEX,
-        ),
-    }
-    repo = git_repo(files=files)
+    repo = git_repo(
+        files={"app/plain.yaml": PLAIN, "app/db.yaml": encrypted_db(namespace, age_key)}
+    )
     await git_source(kube, namespace, "repo", git_http, repo)
     # A key, but not the one the file was encrypted for. The Secret carries Flux's watch label.
     await secret(kube, namespace, "sops-keys", {"age.agekey": AgeKey.generate().key_file()})
@@ -233,7 +217,7 @@ async def test_a_missing_key_applies_nothing_until_the_secret_holds_it(
         "app",
         path="app",
         targetNamespace=namespace,
-        decryption={"provider": "sops", "secretRef": {"name": "sops-keys"}},
+        decryption=SOPS_KEYS,
     )
     obj = await wait_ks(kube, namespace, "app", failed("BuildFailed"), "no key", controller)
     message = condition(obj, "Ready")["message"]
@@ -249,9 +233,7 @@ async def test_a_missing_key_applies_nothing_until_the_secret_holds_it(
         f"/api/v1/namespaces/{namespace}/secrets/sops-keys",
         {"data": {"age.agekey": base64.b64encode(age_key.key_file().encode()).decode()}},
     )
-    await wait_ks(
-        kube, namespace, "app", applied(f"main@sha1:{repo.head('main')}"), "rotated", controller
-    )
+    await wait_ks(kube, namespace, "app", applied(head_revision(repo)), "rotated", controller)
     assert await secret_data(kube, namespace, "db") == {"password": PASSWORD}
     await no_plaintext_in(kube, controller, namespace, "app", PASSWORD)
 
@@ -273,18 +255,11 @@ async def test_a_tampered_file_leaves_the_last_good_revision_applied(
         # Only the password is encrypted; the user name is plain text, covered by the MAC.
         args=["--encrypted-regex", "^password$"],
     )
-    repo = git_repo(files={"app/db.yaml": good})
-    first = repo.head("main")
-    await git_source(kube, namespace, "repo", git_http, repo)
     await secret(kube, namespace, "sops-keys", {"age.agekey": age_key.key_file()})
-    await create_ks(
-        kube,
-        namespace,
-        "app",
-        path="app",
-        decryption={"provider": "sops", "secretRef": {"name": "sops-keys"}},
+    repo = git_repo(files={"app/db.yaml": good})
+    _, first = await deployed(
+        kube, namespace, "app", git_http, repo, controller, path="app", decryption=SOPS_KEYS
     )
-    await wait_ks(kube, namespace, "app", applied(f"main@sha1:{first}"), "first", controller)
 
     # Someone without the key edits the plain value: only the MAC can tell.
     tampered = good.replace(b"user: app", b"user: root")
@@ -301,7 +276,7 @@ async def test_a_tampered_file_leaves_the_last_good_revision_applied(
 
     obj = await wait_ks(kube, namespace, "app", mac_failure, "MAC check", controller)
     assert "failed to verify sops data integrity" in condition(obj, "Ready")["message"]
-    assert obj["status"]["lastAppliedRevision"] == f"main@sha1:{first}"
+    assert obj["status"]["lastAppliedRevision"] == first
     assert await secret_data(kube, namespace, "db") == {"password": PASSWORD, "user": "app"}
     await no_plaintext_in(kube, controller, namespace, "app", PASSWORD)
 
@@ -317,16 +292,7 @@ async def test_the_controller_age_secret_serves_kustomizations_that_name_no_secr
     age_key: AgeKey,
     tmp_path: Path,
 ) -> None:
-    files = {
-        "app/db.yaml": sops_encrypt(
-            secret_manifest("db", namespace, password=PASSWORD),
-            "yaml",
-            age=[age_key],
-            args=SECRET_REGEX,
-        )
-    }
-    repo = git_repo(files=files)
-    await git_source(kube, namespace, "repo", git_http, repo)
+    repo = git_repo(files={"app/db.yaml": encrypted_db(namespace, age_key)})
     # Only *.agekey entries count in the controller-wide Secret.
     await secret(
         kube, namespace, "global-age", {"keys.agekey": age_key.key_file(), "other": "ignored"}
@@ -339,20 +305,15 @@ async def test_the_controller_age_secret_serves_kustomizations_that_name_no_secr
         "--watch-label-selector",
         f"{GLOBAL}=yes",
     ) as global_keys:
-        await create_ks(
+        await deployed(
             kube,
             namespace,
             "app",
+            git_http,
+            repo,
+            global_keys,
             labels={GLOBAL: "yes"},
             path="app",
             decryption={"provider": "sops"},
-        )
-        await wait_ks(
-            kube,
-            namespace,
-            "app",
-            applied(f"main@sha1:{repo.head('main')}"),
-            "applied with the controller's key",
-            global_keys,
         )
     assert await secret_data(kube, namespace, "db") == {"password": PASSWORD}

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tests.sops_tools import AgeKey, sops_decrypt, sops_encrypt
+from testenv.sops_tools import AgeKey, sops_decrypt, sops_encrypt
 from tidal.cli.main import cli
 
 KEY = AgeKey.generate()

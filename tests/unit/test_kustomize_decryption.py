@@ -2,7 +2,7 @@
 format, without writing to the shared artifact; the objects decrypted after the build; the MAC
 checked on the files as committed; and builds with plaintext never cached.
 
-Every encrypted file is made by the real sops binary (tests.sops_tools).
+Every encrypted file is made by the real sops binary (testenv.sops_tools).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.sops_tools import AgeKey, sops_decrypt, sops_encrypt
+from testenv.sops_tools import AgeKey, sops_decrypt, sops_encrypt
 from tidal.kustomize import build as kb
 from tidal.kustomize.confine import SecretSource, plan
 from tidal.kustomize.decryption import DecryptionError, SopsDecryptor

@@ -9,16 +9,14 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import pickle
 import random
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.sops_tools import AgeKey, sops_encrypt
+from testenv.sops_tools import AgeKey, sops_encrypt
+from tests.go_oracle import needs_go, run_go
 from tests.unit.test_sops_tree import read_sops_yaml
 from tidal.sops import gotext
 from tidal.sops.cipher import decrypt_mac, decrypt_value, mac_additional_data
@@ -264,7 +262,7 @@ func main() {
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("go") is None, reason="Go toolchain not installed")
+@needs_go
 def test_formats_equal_go(tmp_path: Path) -> None:
     rng = random.Random(7)  # noqa: S311 (test data, not secrets)
     floats = [0.0, -0.0, 1.0, 0.1, 1 / 3, 1e21, 1e-7, 123456789.125, 5e-324, 1.7976931348623157e308]
@@ -279,16 +277,8 @@ def test_formats_equal_go(tmp_path: Path) -> None:
         "2023-02-29T00:00:00Z",
         "2026-11-24T23:30:60Z",
     ]
-    (tmp_path / "main.go").write_text(GO_FORMAT)
-    go = subprocess.run(
-        ["go", "run", str(tmp_path / "main.go")],
-        input=json.dumps({"Floats": floats, "Times": times}).encode(),
-        capture_output=True,
-        env={**os.environ, "GO111MODULE": "off", "GOFLAGS": ""},
-        timeout=240,
-        check=True,
-    )
-    expected = json.loads(go.stdout)
+    payload = json.dumps({"Floats": floats, "Times": times}).encode()
+    expected = json.loads(run_go(GO_FORMAT, tmp_path, stdin=payload))
     assert [gotext.format_float(f) for f in floats] == expected["Floats"]
     ours = []
     for text in times:

@@ -1,4 +1,4 @@
-"""tidal.sops.formats against the real sops 3.11 binary (tests.sops_tools).
+"""tidal.sops.formats against the real sops 3.11 binary (testenv.sops_tools).
 
 The plain output is checked three ways on each document: what we emit for the tree we read from
 a plain file equals what `sops decrypt` prints after `sops encrypt` of that file (sops reads the
@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
-from tests.sops_tools import AgeKey, PgpKey, generate_pgp, sops_decrypt, sops_encrypt
+from testenv.sops_tools import AgeKey, PgpKey, generate_pgp, sops_decrypt, sops_encrypt
+from tidal.sops.errors import SopsError
 from tidal.sops.formats import (
-    BranchList,
     Format,
     FormatError,
-    branch_from_object,
     detect_format,
     document_from_object,
     emit_plain,
@@ -34,7 +33,7 @@ from tidal.sops.formats import (
     object_from_branch,
 )
 from tidal.sops.gotext import GoTime
-from tidal.sops.model import Comment, Item, MasterKey
+from tidal.sops.model import Branch, Comment, Item, MasterKey
 
 KEY = AgeKey.generate()
 OTHER = AgeKey.generate()
@@ -206,7 +205,7 @@ def test_yaml_output_indents_sequences_under_keys() -> None:
 
 
 def test_yaml_quoting_of_strings_that_read_as_other_types() -> None:
-    branch = BranchList(
+    branch = Branch(
         [Item("y", "y"), Item("n", "n"), Item("t", "true"), Item("s", "plain"), Item("e", "")]
     )
     assert emit_plain([branch], "yaml") == (b'"y": "y"\n"n": "n"\nt: "true"\ns: plain\ne: ""\n')
@@ -342,17 +341,17 @@ def test_yaml_tree_in_another_output_format(plain: str, out_fmt: Format) -> None
 
 
 def test_emit_errors_of_flat_formats() -> None:
-    nested = [BranchList([Item("a", BranchList([Item("b", 1)]))])]
+    nested = [Branch([Item("a", Branch([Item("b", 1)]))])]
     with pytest.raises(FormatError, match="cannot use complex value in dotenv file"):
         emit_plain(nested, "dotenv")
     with pytest.raises(FormatError, match="no binary data found in tree"):
         emit_plain(nested, "binary")
     with pytest.raises(FormatError, match="Section values should always be TreeBranches"):
-        emit_plain([BranchList([Item("a", 1)])], "ini")
+        emit_plain([Branch([Item("a", 1)])], "ini")
 
 
 def test_empty_mapping_and_empty_sequence_stay_apart() -> None:
-    branch = BranchList([Item("m", BranchList()), Item("s", [])])
+    branch = Branch([Item("m", Branch()), Item("s", [])])
     assert emit_plain([branch], "yaml") == b"m: {}\ns: []\n"
     assert emit_plain([branch], "json") == b'{\n\t"m": {},\n\t"s": []\n}\n'
 
@@ -511,6 +510,16 @@ def test_load_errors_match_sops(data: bytes, fmt: Format) -> None:
     assert message in sops_error(data, fmt)
 
 
+def test_plain_yaml_document_errors_match_sops() -> None:
+    # go-yaml v3 names a tagged top-level sequence with its (empty) value, an untagged one not.
+    for data in (b"!!foo [a]\n", b"[a]\n"):
+        with pytest.raises(FormatError) as failure:
+            load_plain(data, "yaml")
+        with pytest.raises(RuntimeError) as sops_failure:
+            encrypt(data, "yaml")
+        assert str(failure.value) in str(sops_failure.value)
+
+
 @pytest.mark.parametrize(
     "changes",
     [
@@ -615,10 +624,10 @@ def test_oversized_input_is_refused() -> None:
 
 def test_objects_and_branches() -> None:
     obj = {"b": 1, "a": {"c": [1, {"d": None}], "e": {}}, "f": []}
-    branch = branch_from_object(obj)
+    [branch] = load_plain(b"b: 1\na: {c: [1, {d: null}], e: {}}\nf: []\n", "yaml")
     assert [item.key for item in branch] == ["b", "a", "f"]
     assert object_from_branch(branch) == obj
-    with_comments = BranchList([Item(Comment("x"), None), Item("k", [Comment("y"), 1])])
+    with_comments = Branch([Item(Comment("x"), None), Item("k", [Comment("y"), 1])])
     assert object_from_branch(with_comments) == {"k": [1]}
     assert (
         emit_plain([branch], "yaml") == b"b: 1\na:\n    c:\n        - 1\n        - d: null\n"
@@ -660,3 +669,16 @@ def test_secret_value_round_trip_through_base64() -> None:
     assert detect_format(raw) == "dotenv"
     doc = load_encrypted(raw, "dotenv")
     assert [item.key for item in doc.branches[0]] == ["USER", "PASS"]
+
+
+def test_plain_scalars_resolve_as_go_yaml_v3() -> None:
+    # Underscores in a float starting with "." are Go's (strconv keeps and checks them); a
+    # uint64 decodes in Go but SOPS cannot walk it; a time Python cannot hold stays a string.
+    [branch] = load_plain(b"a: .5_0\nb: 0x_1F\nc: 2001-12-14T21:59:43+24:00\n", "yaml")
+    assert [(i.key, i.value) for i in branch] == [
+        ("a", 0.5),
+        ("b", 31),
+        ("c", "2001-12-14T21:59:43+24:00"),
+    ]
+    with pytest.raises(SopsError, match="unknown type: uint64"):
+        load_plain(b"a: 18446744073709551615\n", "yaml")

@@ -8,13 +8,11 @@ verdict (match, no match, or refused by Go) must be the same here.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.go_oracle import needs_go, run_go
 from tidal.sops import goregex
 from tidal.sops.model import Document, Item, Metadata
 from tidal.sops.tree import decrypt_document
@@ -236,18 +234,10 @@ def verdict(pattern: str, text: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("go") is None, reason="Go toolchain not installed")
+@needs_go
 def test_verdicts_equal_go(tmp_path: Path) -> None:
-    (tmp_path / "main.go").write_text(GO_ORACLE)
-    go = subprocess.run(
-        ["go", "run", str(tmp_path / "main.go")],
-        input=json.dumps({"Patterns": PATTERNS, "Texts": TEXTS}).encode(),
-        capture_output=True,
-        env={**os.environ, "GO111MODULE": "off", "GOFLAGS": ""},
-        timeout=240,
-        check=True,
-    )
-    expected = json.loads(go.stdout)
+    payload = json.dumps({"Patterns": PATTERNS, "Texts": TEXTS}).encode()
+    expected = json.loads(run_go(GO_ORACLE, tmp_path, stdin=payload))
     differences = [
         (pattern, text, expected[pattern][i], verdict(pattern, text))
         for pattern in PATTERNS

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.sops_tools import AgeKey, PgpKey, generate_pgp, sops_decrypt, sops_encrypt
+from testenv.sops_tools import AgeKey, PgpKey, generate_pgp, sops_decrypt, sops_encrypt
 from tests.unit.test_sops_tree import plain_values, read_sops_yaml
 from tidal.sops import shamir
 from tidal.sops.decrypt import decrypt_document

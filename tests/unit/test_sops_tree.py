@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.sops_tools import AgeKey, sops_decrypt, sops_encrypt
+from testenv.sops_tools import AgeKey, sops_decrypt, sops_encrypt
 from tidal.sops.cipher import decrypt_value
 from tidal.sops.errors import DecryptError, MacError
 from tidal.sops.gotext import GoTime, format_time

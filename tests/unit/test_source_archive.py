@@ -17,6 +17,7 @@ from typing import Any
 import pygit2
 import pytest
 
+from tests.go_oracle import needs_go, run_go
 from tidal.source.archive import (
     ArchiveError,
     ArchiveLimitError,
@@ -618,7 +619,7 @@ func main() {
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("go") is None, reason="Go toolchain not installed")
+@needs_go
 def test_tar_stream_equals_go_archive_tar(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "t")
     (root / ("d" * 120)).mkdir()
@@ -626,14 +627,6 @@ def test_tar_stream_equals_go_archive_tar(tmp_path: Path) -> None:
     (root / ("x" * 200)).write_text("needs PAX")
     (root / "ünïcödé.yaml").write_text("needs PAX too")
     (root / "big").write_bytes(os.urandom(70_000))
-    (tmp_path / "main.go").write_text(GO_TAR)
-    env = {**os.environ, "GO111MODULE": "off", "GOFLAGS": ""}
-    go = subprocess.run(
-        ["go", "run", str(tmp_path / "main.go"), str(root)],
-        capture_output=True,
-        env=env,
-        timeout=240,
-    )
-    assert go.returncode == 0, go.stderr.decode()
+    expected = run_go(GO_TAR, tmp_path, str(root))
     data, _ = archive(root)
-    assert gzip.decompress(data) == go.stdout
+    assert gzip.decompress(data) == expected

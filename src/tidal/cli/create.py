@@ -525,15 +525,9 @@ def create_secret_age(
         recipients = Keyring().import_age(text)
     except SopsError as e:
         raise CliError(f"invalid age key file: {e}") from None
-    metadata: dict[str, Any] = {"name": name, "namespace": opts.namespace}
-    if labels:
-        metadata["labels"] = parse_labels(labels)
-    secret: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata,
-        "stringData": {AGE_SECRET_KEY: text},
-    }
+    secret = gitsecret.secret_manifest(
+        name, opts.namespace, parse_labels(labels), {AGE_SECRET_KEY: text}
+    )
     if export:
         stdout(gitsecret.export_text(secret))
         return

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -197,12 +198,19 @@ def git_secret(opts: GitSecretOptions) -> dict[str, Any]:
         if opts.password:
             data[PASSWORD] = opts.password
 
-    metadata: dict[str, Any] = {"name": opts.name, "namespace": opts.namespace}
-    if opts.labels:
-        metadata["labels"] = dict(opts.labels)
+    return secret_manifest(opts.name, opts.namespace, opts.labels, data)
+
+
+def secret_manifest(
+    name: str, namespace: str, labels: Mapping[str, str], string_data: Mapping[str, str]
+) -> dict[str, Any]:
+    """A Secret as flux's `create secret` commands build it (stringData only when not empty)."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
     secret: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata}
-    if data:
-        secret["stringData"] = data
+    if string_data:
+        secret["stringData"] = dict(string_data)
     return secret
 
 

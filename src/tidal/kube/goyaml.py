@@ -27,12 +27,12 @@ import math
 import re
 import struct
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any, Final
 
 from yaml._yaml import CEmitter
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from tidal.kube import gostrconv
 from tidal.kube.gostrconv import parse_int, parse_uint
 
 _TAG: Final = "tag:yaml.org,2002:"
@@ -183,22 +183,7 @@ def format_float(f: float) -> str:
         return ".nan"
     if math.isinf(f):
         return ".inf" if f > 0 else "-.inf"
-    sign = "-" if math.copysign(1.0, f) < 0 else ""
-    if f == 0:
-        return sign + "0"
-    # Python's repr and Go's shortest formatting pick the same round-tripping digits.
-    _, digit_tuple, exponent = Decimal(repr(abs(f))).as_tuple()
-    digits = "".join(map(str, digit_tuple)).rstrip("0")
-    point = len(digit_tuple) + int(exponent)  # value = 0.<digits> x 10^point
-    exp = point - 1
-    if exp < -4 or exp >= 6:  # Go's %g switches to %e at these exponents when shortest
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return sign + digits + "0" * (point - len(digits))
-    return f"{sign}{digits[:point]}.{digits[point:]}"
+    return gostrconv.format_float(f, "g")
 
 
 def format_float32(value: float) -> str:
@@ -226,16 +211,7 @@ def format_float32(value: float) -> str:
     mantissa, _, exp_text = text.partition("e")
     sign = "-" if mantissa.startswith("-") else ""
     digits = mantissa.lstrip("-").replace(".", "").rstrip("0") or "0"
-    exp = int(exp_text)
-    if exp < -4 or exp >= 6:
-        frac = f".{digits[1:]}" if len(digits) > 1 else ""
-        return f"{sign}{digits[0]}{frac}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    point = exp + 1
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return f"{sign}{digits}{'0' * (point - len(digits))}"
-    return f"{sign}{digits[:point]}.{digits[point:]}"
+    return gostrconv.g_form(sign, digits, int(exp_text) + 1)
 
 
 def _string_node(s: str) -> ScalarNode:

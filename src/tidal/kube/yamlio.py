@@ -210,8 +210,9 @@ def _go_parse_timestamp(s: str) -> tuple[int, int, int, int, int, int, int, int 
     return year, month, day, hour, minute, second, nanos, offset
 
 
-def _go_resolve_plain(value: str, tag: str) -> tuple[str, Any]:
-    """The body of go-yaml v3's resolve(): (short tag, Go value) of a scalar's text."""
+def go_resolve_plain(value: str, tag: str) -> tuple[str, Any]:
+    """The body of go-yaml v3's resolve(): (short tag, Go value) of a scalar's text. Integers
+    may be uint64; a timestamp is (y, mo, d, h, mi, s, nanos, UTC offset in minutes or None)."""
     hint = _HINTS.get(value[0]) if value else "M"
     if hint is None or tag == "str":
         return "str", value
@@ -262,7 +263,7 @@ def _go_resolve_plain(value: str, tag: str) -> tuple[str, Any]:
 
 def _go_resolve(value: str, tag: str, node: Node) -> tuple[str, Any]:
     """go-yaml v3's resolve(tag, value), including its check that an explicit tag fits."""
-    rtag, out = _go_resolve_plain(value, tag)
+    rtag, out = go_resolve_plain(value, tag)
     if tag in ("", rtag, "str"):
         return rtag, out
     if tag == "float" and rtag == "int":
@@ -444,7 +445,7 @@ class _Builder:
                     return "" if in_flow else None
                 if value[0] not in _HINTS:
                     return value
-                kind, out = _go_resolve_plain(value, "")
+                kind, out = go_resolve_plain(value, "")
                 if kind == "str" or (kind == "timestamp" and in_flow and ":" in value):
                     # go-yaml's emitter quotes a plain scalar with ":" inside [..] or {..}, so a
                     # timestamp with a time of day comes back as the text it was written as.
@@ -495,7 +496,7 @@ class _Builder:
             if not text:
                 # An empty plain key is re-emitted quoted ('') by go-yaml, so it becomes "".
                 return ""
-            kind = _go_resolve_plain(text, "")[0] if text[0] in _HINTS else "str"
+            kind = go_resolve_plain(text, "")[0] if text[0] in _HINTS else "str"
         else:
             short = _short_tag(tag)
             if short == "binary":
@@ -1055,7 +1056,7 @@ def _dump_plain_tag(value: str) -> str:
         return _NULL_TAG
     if value[0] not in _DUMP_TRIGGERS:
         return _STR_TAG
-    kind = _go_resolve_plain(value, "")[0]
+    kind = go_resolve_plain(value, "")[0]
     if kind != "str":
         return _FULL_TAGS[kind]
     tag: str = _YAML11_RESOLVER.resolve(ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]

@@ -37,6 +37,7 @@ from tidal.sops import formats
 from tidal.sops.decrypt import decrypt_document
 from tidal.sops.errors import DataKeyError, SopsError
 from tidal.sops.keys import Keyring
+from tidal.ssa.objects import meta
 
 # Flux's limit on an encrypted source file.
 MAX_FILE_SIZE: Final = 5 << 20
@@ -78,12 +79,10 @@ class _VerifiedFiles:
 _VERIFIED: Final = _VerifiedFiles()
 
 
-def _disabled(obj: Mapping[str, Any]) -> bool:
-    meta = obj.get("metadata")
-    annotations = meta.get("annotations") if isinstance(meta, dict) else None
-    if not isinstance(annotations, dict):
-        return False
-    value = annotations.get(DECRYPT_ANNOTATION)
+def decryption_disabled(obj: Mapping[str, Any]) -> bool:
+    """Flux's IsDecryptionDisabled: the annotation (not a label), any letter case."""
+    annotations = meta(obj).get("annotations")
+    value = annotations.get(DECRYPT_ANNOTATION) if isinstance(annotations, dict) else None
     return isinstance(value, str) and value.casefold() == DISABLED.casefold()
 
 
@@ -138,33 +137,32 @@ class SopsDecryptor:
         file the build reads. True when some file of the view now holds plaintext."""
         plaintext = False
         sources = {s.rel for s in build_plan.secret_sources}
+        checked = [r for r in sorted(build_plan.files - sources) if r.endswith(_CHECKED_SUFFIXES)]
+        rel = ""
         try:
             for source in build_plan.secret_sources:
-                path = view / source.rel
-                fmt = _source_format(source)
-                data = self._read(path)
-                if not formats.is_encrypted(data, fmt):
-                    continue
-                try:
-                    out = self._decrypt_bytes(data, fmt, fmt)
-                except SopsError as e:
-                    raise DecryptionError(f"{source.rel}: {e}") from None
-                _replace(path, out)
-                plaintext = True
-            for rel in sorted(build_plan.files - sources):
-                if rel.endswith(_CHECKED_SUFFIXES):
-                    self._check_file(view / rel, rel)
-        except DecryptionError as e:
-            raise DecryptionError(f"error decrypting sources: {e}") from None
+                rel = source.rel
+                plaintext |= self._decrypt_source(view / rel, _source_format(source))
+            for rel in checked:
+                self._check_file(view / rel)
+        except (DecryptionError, SopsError) as e:
+            raise DecryptionError(f"error decrypting sources: {rel}: {e}") from None
         except OSError as e:
-            raise DecryptionError(
-                f"error decrypting sources: {e.strerror or e}: {e.filename}"
-            ) from None
+            # The view's path is a temporary directory: name the file as the repository does.
+            raise DecryptionError(f"error decrypting sources: {rel}: {e.strerror or e}") from None
         return plaintext
 
-    def _check_file(self, path: Path, rel: str) -> None:
+    def _decrypt_source(self, path: Path, fmt: formats.Format) -> bool:
+        """Replace an encrypted source by its plaintext; False when it is not encrypted."""
+        data = self._read(path)
+        if not formats.is_encrypted(data, fmt):
+            return False
+        _replace(path, self._decrypt_bytes(data, fmt, fmt))
+        return True
+
+    def _check_file(self, path: Path) -> None:
         """Verify the MAC of a SOPS-encrypted manifest the build reads, as committed."""
-        fmt: formats.Format = "json" if rel.endswith(".json") else "yaml"
+        fmt: formats.Format = "json" if path.suffix == ".json" else "yaml"
         with path.open("rb") as f:
             head = f.read(self.max_file_size + 1)
         if len(head) > self.max_file_size or not formats.is_encrypted(head, fmt):
@@ -177,7 +175,7 @@ class SopsDecryptor:
         except SopsError:
             return  # not a SOPS document after all (a marker inside some text): nothing to check
         plain = [formats.object_from_branch(b) for b in doc.branches]
-        if all(_disabled(o) for o in plain):
+        if all(decryption_disabled(o) for o in plain):
             return  # left encrypted on purpose (decrypt: Disabled), possibly for other keys
         try:
             decrypt_document(doc, self.keyring, verify_mac=True)
@@ -185,8 +183,6 @@ class SopsDecryptor:
             # Without the key there is nothing to check; the object this file builds fails
             # to decrypt after the build, with Flux's message naming it.
             return
-        except SopsError as e:
-            raise DecryptionError(f"{rel}: {e}") from None
         _VERIFIED.add(digest)
 
     # --- step 2: the built objects ------------------------------------------------------------
@@ -197,10 +193,10 @@ class SopsDecryptor:
     def decrypt_object(self, obj: dict[str, Any]) -> dict[str, Any]:
         """The object with its SOPS values decrypted (Flux's DecryptResource); raises
         DecryptionError("decryption failed for '<name>': ...")."""
-        if _disabled(obj):
+        if decryption_disabled(obj):
             return obj
-        meta = obj.get("metadata") or {}
-        ns, name, kind = meta.get("namespace", ""), meta.get("name", ""), obj.get("kind", "")
+        m = meta(obj)
+        ns, name, kind = m.get("namespace", ""), m.get("name", ""), obj.get("kind", "")
         try:
             if _has_sops_mac(obj):
                 return self._decrypt_whole(obj, ns, name, kind)

@@ -15,15 +15,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tidal.api.kustomize import DECRYPT_ANNOTATION, DISABLED, Kustomization
+from tidal.api.kustomize import Kustomization
 from tidal.kube import yamlio
 from tidal.kube.client import ApiError, Kube
 from tidal.kustomize import build as kbuild
 from tidal.kustomize import generator, substitute
-from tidal.kustomize.decryption import DecryptionError, SopsDecryptor
+from tidal.kustomize.decryption import DecryptionError, SopsDecryptor, decryption_disabled
 from tidal.sops.errors import SopsError
 from tidal.sops.keys import Keyring
-from tidal.ssa.objects import any_in_metadata, describe
+from tidal.ssa.objects import describe
 
 
 class RenderError(Exception):
@@ -45,7 +45,7 @@ def refuse_ciphertext(objects: Sequence[Mapping[str, Any]]) -> None:
     """Never apply SOPS ciphertext: Flux's error for a Secret whose values are encrypted
     while the Kustomization configures no decryption."""
     for obj in objects:
-        if any_in_metadata(obj, {DECRYPT_ANNOTATION: DISABLED}):
+        if decryption_disabled(obj):
             continue
         if _is_sops_encrypted(obj):
             raise RenderError(

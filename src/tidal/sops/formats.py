@@ -6,25 +6,24 @@ Everything here behaves as SOPS 3.11's stores do, the ones Flux's kustomize-cont
 `tidal.sops.stores`.
 
 Leaves of the tree are str, int, float, bool, None, `GoTime` (a YAML timestamp) and bytes (a
-binary file's content). A mapping read here is a `BranchList`, so an empty one stays `{}`.
+binary file's content). A mapping read here is a `Branch`, so an empty one stays `{}`.
 Text that is not UTF-8 (a binary file, `!!binary` YAML) is carried in str as lone surrogates
 (Python's "surrogateescape"), as Go carries it in a string.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, get_args
+from collections.abc import Callable
+from typing import Any, Final, Literal, NamedTuple
 
-from tidal.sops.model import Branch, Comment, Document, Item
+from tidal.sops.model import Branch, Comment, Document, is_branch
 from tidal.sops.stores import dotenv, ini, jsonstore, yamlemit, yamlstore
-from tidal.sops.stores.common import MAX_DEPTH, BranchList, FormatError, depth_error, is_branch
+from tidal.sops.stores.common import MAX_DEPTH, FormatError, depth_error
 from tidal.sops.stores.gojson import decode_object, marshal_compact
 
 __all__ = [
-    "BranchList",
     "Format",
     "FormatError",
-    "branch_from_object",
     "detect_format",
     "document_from_object",
     "emit_plain",
@@ -36,7 +35,22 @@ __all__ = [
 ]
 
 Format = Literal["yaml", "json", "dotenv", "ini", "binary"]
-FORMATS: Final[tuple[Format, ...]] = get_args(Format)
+
+
+class _Store(NamedTuple):
+    load_encrypted: Callable[[bytes], Document]
+    load_plain: Callable[[bytes], list[Branch]]
+    emit_plain: Callable[[list[Branch]], bytes]
+
+
+_STORES: Final[dict[str, _Store]] = {
+    "yaml": _Store(yamlstore.load_encrypted, yamlstore.load_plain, yamlemit.emit_plain),
+    "json": _Store(jsonstore.load_encrypted, jsonstore.load_plain, jsonstore.emit_plain),
+    "dotenv": _Store(dotenv.load_encrypted, dotenv.load_plain, dotenv.emit_plain),
+    "ini": _Store(ini.load_encrypted, ini.load_plain, ini.emit_plain),
+    # An encrypted binary file is a JSON file whose one value is the file's bytes.
+    "binary": _Store(jsonstore.load_encrypted, jsonstore.load_binary_plain, jsonstore.emit_binary),
+}
 
 # The bytes by which Flux recognises an encrypted file of each format (binary files are JSON).
 MARKERS: Final[dict[Format, bytes]] = {
@@ -69,8 +83,8 @@ def detect_format(data: bytes) -> Format | None:
     Flux looks the markers up in a Go map, so when several match (binary and JSON share theirs)
     its pick is random. Here the order is fixed, the most specific marker first: dotenv, YAML,
     JSON, INI (`[sops]` could also be text inside another format). Among JSON documents, one
-    whose only key besides `sops` is `data` holding a string is binary, anything else JSON; the
-    two read alike anyway, only the names in error messages differ.
+    whose only key besides `sops` is `data` holding a string is binary, anything else JSON.
+    Either way the document is read alike (SOPS's binary store reads with its JSON store).
     """
     for fmt in ("dotenv", "yaml"):
         if MARKERS[fmt] in data:
@@ -96,35 +110,21 @@ def is_encrypted(data: bytes, fmt: Format) -> bool:
     return MARKERS[fmt] in data
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
+def _store(fmt: str) -> _Store:
+    store = _STORES.get(fmt)
+    if store is None:
         raise FormatError(f"unknown format {fmt!r}")
+    return store
 
 
 def load_encrypted(data: bytes, fmt: Format) -> Document:
     """An encrypted file: its branches (values still encrypted) and its `sops` metadata."""
-    _check_format(fmt)
-    if fmt == "yaml":
-        return yamlstore.load_encrypted(data)
-    if fmt == "dotenv":
-        return dotenv.load_encrypted(data)
-    if fmt == "ini":
-        return ini.load_encrypted(data)
-    return jsonstore.load_encrypted(data)
+    return _store(fmt).load_encrypted(data)
 
 
 def load_plain(data: bytes, fmt: Format) -> list[Branch]:
     """A plain file as SOPS reads it before encrypting it."""
-    _check_format(fmt)
-    if fmt == "yaml":
-        return yamlstore.load_plain(data)
-    if fmt == "json":
-        return jsonstore.load_plain(data)
-    if fmt == "dotenv":
-        return dotenv.load_plain(data)
-    if fmt == "ini":
-        return ini.load_plain(data)
-    return jsonstore.load_binary_plain(data)
+    return _store(fmt).load_plain(data)
 
 
 def emit_plain(branches: list[Branch], fmt: Format) -> bytes:
@@ -133,45 +133,14 @@ def emit_plain(branches: list[Branch], fmt: Format) -> bytes:
     JSON and dotenv write the first branch only, binary needs exactly one branch with a
     `data` string; YAML writes one document per branch and INI a section per top-level key.
     """
-    _check_format(fmt)
-    if fmt == "yaml":
-        return yamlemit.emit_plain(branches)
-    if not branches and fmt != "ini":
+    store = _store(fmt)
+    if not branches and fmt not in ("yaml", "ini"):
         raise FormatError("no document to write")
-    if fmt == "json":
-        return jsonstore.emit_plain(branches)
-    if fmt == "dotenv":
-        return dotenv.emit_plain(branches)
-    if fmt == "ini":
-        return ini.emit_plain(branches)
-    return jsonstore.emit_binary(branches)
+    return store.emit_plain(branches)
 
 
 # ---------------------------------------------------------------------------------------------
 # Plain Python data
-
-
-def _from_object(value: Any, depth: int) -> Any:
-    if depth > MAX_DEPTH:
-        raise depth_error()
-    if isinstance(value, dict):
-        branch = BranchList()
-        for key, child in value.items():
-            if not isinstance(key, str):
-                raise FormatError(f"a mapping key is a {type(key).__name__}, not a string")
-            branch.append(Item(key, _from_object(child, depth + 1)))
-        return branch
-    if isinstance(value, list | tuple):
-        return [_from_object(child, depth + 1) for child in value]
-    return value
-
-
-def branch_from_object(obj: Any) -> Branch:
-    """A plain mapping (JSON-like dicts, lists and leaves) as a branch, keeping its order."""
-    if not isinstance(obj, dict):
-        raise FormatError(f"a branch comes from a mapping, not a {type(obj).__name__}")
-    branch: Branch = _from_object(obj, 0)
-    return branch
 
 
 def _to_object(value: Any, depth: int) -> Any:
@@ -194,7 +163,7 @@ def object_from_branch(branch: Branch) -> dict[str, Any]:
     Values keep the types of the tree: a number read from JSON is a float, as in SOPS. For
     the exact JSON Flux writes back, emit the branch with `emit_plain([branch], "json")`.
     """
-    result: dict[str, Any] = _to_object(BranchList(branch), 0)
+    result: dict[str, Any] = _to_object(Branch(branch), 0)
     return result
 
 

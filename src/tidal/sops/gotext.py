@@ -11,15 +11,12 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any, Final
 
-_INT64_MIN: Final = -(1 << 63)
-_INT64_MAX: Final = (1 << 63) - 1
+from tidal.kube import gostrconv
 
 _DECIMAL_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+")
-_INT = re.compile(r"[+-]?[0-9]+")
 
 _TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -36,16 +33,7 @@ _RFC3339 = re.compile(
 
 def format_float(value: float) -> str:
     """`strconv.FormatFloat(value, 'f', -1, 64)`: the shortest digits, never an exponent."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    # repr() already gives the shortest digits that round-trip, as Go does; only the notation
-    # differs (Python switches to exponents, Go's 'f' never does).
-    text = format(Decimal(repr(value)), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+    return gostrconv.format_float(value, "f")
 
 
 def parse_float(text: str) -> float:
@@ -77,11 +65,13 @@ def _special_float(text: str) -> float | None:
 
 def parse_int(text: str) -> int:
     """`strconv.Atoi(text)` on a 64-bit platform."""
-    if not _INT.fullmatch(text):
+    value = gostrconv.parse_int(text, 10)
+    if value is None:
+        # Go's two errors, told apart without echoing the text (it may be a secret).
+        digits = text[1:] if text[:1] in ("+", "-") else text
+        if digits.isascii() and digits.isdigit():
+            raise ValueError("strconv.Atoi: value out of range")
         raise ValueError("strconv.Atoi: invalid syntax")
-    value = int(text)
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise ValueError("strconv.Atoi: value out of range")
     return value
 
 

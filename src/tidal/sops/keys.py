@@ -69,6 +69,7 @@ class Keyring:
         self._age: list[x25519.Identity] = []
         self._pgp: list[_PgpKey] = []
         self._providers: dict[str, str] = {}
+        self._data_keys: dict[tuple[int, tuple[tuple[MasterKey, ...], ...]], bytes] = {}
 
     @classmethod
     def from_secret_data(
@@ -135,7 +136,18 @@ class Keyring:
         self._pgp.extend(keys)
 
     def data_key(self, metadata: Metadata) -> bytes:
-        """The document's data key. Raises DataKeyError ("cannot get sops data key: ...")."""
+        """The document's data key. Raises DataKeyError ("cannot get sops data key: ...").
+
+        Remembered for the keyring's life (one reconcile): a file is opened once for its MAC
+        check and again for its objects, and an OpenPGP unwrap costs milliseconds.
+        """
+        wrapped = (metadata.shamir_threshold, tuple(tuple(g) for g in metadata.key_groups))
+        known = self._data_keys.get(wrapped)
+        if known is None:
+            known = self._data_keys[wrapped] = self._recover(metadata)
+        return known
+
+    def _recover(self, metadata: Metadata) -> bytes:
         parts: list[bytes] = []
         results: list[list[str] | None] = []
         for group in metadata.key_groups:

@@ -19,7 +19,7 @@ from typing import Any, Final
 from tidal.sops import goregex, gotext
 from tidal.sops.cipher import decrypt_mac, decrypt_value
 from tidal.sops.errors import CipherError, DecryptError, MacError, SopsError
-from tidal.sops.model import Branch, Comment, Document, Item, Metadata
+from tidal.sops.model import Branch, Comment, Document, Metadata, go_type, is_branch
 
 DEFAULT_UNENCRYPTED_SUFFIX: Final = "_unencrypted"
 # SOPS seeds the hash with sha256("sops") when only encrypted values are covered, so that the
@@ -130,7 +130,7 @@ def _decrypt_leaf(value: Any, path: Path, data_key: bytes) -> Any:
             # SOPS keeps a comment it cannot decrypt: older versions left comments in the clear.
             return value
     if not isinstance(value, str):
-        raise _WalkError(f"Expected encrypted value as string, but got {_go_type(value)}")
+        raise _WalkError(f"Expected encrypted value as string, but got {go_type(value)}")
     try:
         return decrypt_value(value, data_key, additional_data)
     except CipherError as err:
@@ -181,7 +181,7 @@ def _enveloped_value(value: Any, path: Path, data_key: bytes) -> Any:
             raise DecryptError(
                 f"error decrypting sops tree: could not decrypt value at '{'.'.join(path)}': {err}"
             ) from None
-    if _is_branch(value):
+    if is_branch(value):
         _enveloped_branch(value, path, data_key)
     elif isinstance(value, list):
         for i, element in enumerate(value):
@@ -206,7 +206,7 @@ def _mac_bytes(value: Any) -> bytes:
     if isinstance(value, date):
         return gotext.format_time(value).encode()
     raise _WalkError(
-        f"Could not convert value to bytes: Could not convert unknown type {_go_type(value)} "
+        f"Could not convert value to bytes: Could not convert unknown type {go_type(value)} "
         "to bytes"
     )
 
@@ -245,11 +245,11 @@ class _Walker:
             return None
         if isinstance(value, str | bool | int | float | date | Comment):
             return self.leaf(value, path, comments)
-        if _is_branch(value):
+        if is_branch(value):
             return self.branch(value, path, comments)
         if isinstance(value, list):
             return self.sequence(value, path, comments)
-        raise _WalkError(f"Cannot walk value, unknown type: {_go_type(value)}")
+        raise _WalkError(f"Cannot walk value, unknown type: {go_type(value)}")
 
     def sequence(self, values: list[Any], path: Path, comments: CommentsStack) -> list[Any]:
         comments = [*comments, []]
@@ -276,7 +276,7 @@ class _Walker:
                 else:
                     raise _WalkError(
                         "walkValue of Comment should be either Comment or string, was "
-                        + _go_type(plain)
+                        + go_type(plain)
                     )
                 continue
             value_is_comment = isinstance(item.value, Comment)
@@ -284,36 +284,10 @@ class _Walker:
                 comments[-1].append(item.value.value)
             if not isinstance(item.key, str):
                 raise _WalkError(
-                    f"Tree contains a non-string key (type {_go_type(item.key)}). "
+                    f"Tree contains a non-string key (type {go_type(item.key)}). "
                     "Only string keys are supported"
                 )
             item.value = self.value(item.value, [*path, item.key], comments)
             if not value_is_comment:
                 comments[-1] = []
         return branch
-
-
-def _is_branch(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(e, Item) for e in value)
-
-
-def _go_type(value: Any) -> str:
-    """How Go's %T names the value's type, for SOPS's messages."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, Comment):
-        return "sops.Comment"
-    if _is_branch(value):
-        return "sops.TreeBranch"
-    names = {
-        bool: "bool",
-        int: "int",
-        float: "float64",
-        str: "string",
-        bytes: "[]uint8",
-        list: "[]interface {}",
-    }
-    for kind, name in names.items():
-        if isinstance(value, kind):
-            return name
-    return "time.Time" if isinstance(value, date) else type(value).__name__

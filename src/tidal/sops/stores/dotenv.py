@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from tidal.sops.model import Branch, Comment, Document, Item
-from tidal.sops.stores.common import BranchList, FormatError, check_size, is_branch
+from tidal.sops.model import Branch, Comment, Document, Item, is_branch
+from tidal.sops.stores.common import FormatError, check_size
 from tidal.sops.stores.flatten import metadata_from_flat
 from tidal.sops.stores.scalars import value_to_string
 
@@ -21,7 +21,7 @@ def load_plain(data: bytes) -> list[Branch]:
     check_size(data)
     # Go keeps the bytes as they are; surrogateescape carries bytes that are not UTF-8.
     text = data.decode("utf-8", "surrogateescape")
-    branch = BranchList()
+    branch = Branch()
     for number, line in enumerate(text.split("\n"), start=1):
         if not line:
             continue
@@ -38,7 +38,7 @@ def load_plain(data: bytes) -> list[Branch]:
 
 def load_encrypted(data: bytes) -> Document:
     branch = load_plain(data)[0]
-    kept = BranchList()
+    kept = Branch()
     flat: dict[str, str] = {}
     for item in branch:
         if isinstance(item.key, str) and item.key.startswith(_PREFIX):

@@ -16,22 +16,30 @@ import math
 import re
 from typing import Any, Final
 
+from tidal.kube.gostrconv import format_float, format_json_float
 from tidal.sops.gotext import GoTime, format_time
-from tidal.sops.model import Comment, Item
+from tidal.sops.model import Branch, Comment, Item, go_type, is_branch
 from tidal.sops.stores.common import (
     MAX_DEPTH,
-    BranchList,
     FormatError,
     check_size,
     depth_error,
-    is_branch,
 )
-from tidal.sops.stores.gonum import format_g, format_json
 
 _WHITESPACE: Final = " \t\n\r"
 _NUMBER: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_ESCAPES: Final = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r"}
-_ESCAPES["t"] = "\t"
+_ESCAPES: Final = {
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+}
+# The characters of a string up to its end, an escape, or a control character (an error).
+_STRING_RUN: Final = re.compile(r'[^"\\\x00-\x1f]*')
 _INVALID_BYTE: Final = re.compile("[\udc80-\udcff]")
 
 
@@ -118,24 +126,20 @@ class _Reader:
         text = self.text
         self.pos += 1
         out: list[str] = []
-        start = self.pos
         while True:
+            run = _STRING_RUN.match(text, self.pos)
+            assert run is not None
+            out.append(run.group())
+            self.pos = run.end()
             if self.pos >= len(text):
                 raise self.error("")
             char = text[self.pos]
             if char == '"':
-                out.append(text[start : self.pos])
                 self.pos += 1
-                break
-            if char == "\\":
-                out.append(text[start : self.pos])
-                out.append(self.escape())
-                start = self.pos
-                continue
-            if char < " ":
+                return _INVALID_BYTE.sub("\ufffd", "".join(out))
+            if char != "\\":
                 raise self.error("in string literal")
-            self.pos += 1
-        return _INVALID_BYTE.sub("\ufffd", "".join(out))
+            out.append(self.escape())
 
     def escape(self) -> str:
         self.pos += 1
@@ -169,53 +173,52 @@ class _Reader:
             self.pos += 1
         return int(self.text[self.pos - 4 : self.pos], 16)
 
-    def obj(self, depth: int) -> BranchList:
+    def take(self, char: str) -> bool:
+        """Past `char` if it comes next, after white space."""
+        self.skip_space()
+        if self.text.startswith(char, self.pos):
+            self.pos += 1
+            return True
+        return False
+
+    def more(self, end: str, context: str) -> bool:
+        """After an element of an object or array: whether a ',' (another element) or its `end`
+        follows."""
+        if self.take(","):
+            return True
+        if self.take(end):
+            return False
+        raise self.error(context)
+
+    def obj(self, depth: int) -> Branch:
         if depth > MAX_DEPTH:
             raise depth_error()
         self.pos += 1
-        branch = BranchList()
-        self.skip_space()
-        if self.text.startswith("}", self.pos):
-            self.pos += 1
+        branch = Branch()
+        if self.take("}"):
             return branch
         while True:
             self.skip_space()
             if not self.text.startswith('"', self.pos):
                 raise self.error("looking for beginning of object key string")
             key = self.string()
-            self.skip_space()
-            if not self.text.startswith(":", self.pos):
+            if not self.take(":"):
                 raise self.error("after object key")
-            self.pos += 1
             branch.append(Item(key, self.value(depth)))
-            self.skip_space()
-            if self.text.startswith(",", self.pos):
-                self.pos += 1
-                continue
-            if self.text.startswith("}", self.pos):
-                self.pos += 1
+            if not self.more("}", "after object key:value pair"):
                 return branch
-            raise self.error("after object key:value pair")
 
     def array(self, depth: int) -> list[Any]:
         if depth > MAX_DEPTH:
             raise depth_error()
         self.pos += 1
         items: list[Any] = []
-        self.skip_space()
-        if self.text.startswith("]", self.pos):
-            self.pos += 1
+        if self.take("]"):
             return items
         while True:
             items.append(self.value(depth))
-            self.skip_space()
-            if self.text.startswith(",", self.pos):
-                self.pos += 1
-                continue
-            if self.text.startswith("]", self.pos):
-                self.pos += 1
+            if not self.more("]", "after array element"):
                 return items
-            raise self.error("after array element")
 
 
 def _text(data: bytes) -> str:
@@ -235,7 +238,7 @@ def decode_document(data: bytes) -> Any:
     return value
 
 
-def decode_object(data: bytes) -> BranchList:
+def decode_object(data: bytes) -> Branch:
     """The top-level object of `data` as SOPS's JSON store reads it (what follows is ignored)."""
     reader = _Reader(_text(data))
     reader.skip_space()
@@ -247,20 +250,10 @@ def decode_object(data: bytes) -> BranchList:
                 f"Expected JSON object start, got delimiter {reader.text[reader.pos]} instead"
             )
         value = reader.value(0)
-        raise FormatError(f"Expected JSON object start, got a value of type {_go_kind(value)}")
+        raise FormatError(f"Expected JSON object start, got a value of type {go_type(value)}")
     value = reader.value(0)
-    assert isinstance(value, BranchList)
+    assert isinstance(value, Branch)
     return value
-
-
-def _go_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, float):
-        return "float64"
-    if isinstance(value, str):
-        return "string"
-    return "<nil>"
 
 
 def json_kind(value: Any) -> str:
@@ -320,8 +313,8 @@ def marshal_leaf(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
-            raise FormatError(f"json: unsupported value: {format_g(value)}")
-        return format_json(value)
+            raise FormatError(f"json: unsupported value: {format_float(value)}")
+        return format_json_float(value)
     if isinstance(value, str):
         return quote_string(value)
     if isinstance(value, bytes):

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from tidal.sops.model import Branch, Comment, Document, Item
-from tidal.sops.stores.common import BranchList, FormatError, check_size, is_branch
+from tidal.sops.model import Branch, Comment, Document, Item, is_branch
+from tidal.sops.stores.common import FormatError, check_size
 from tidal.sops.stores.flatten import metadata_from_flat
 from tidal.sops.stores.scalars import value_to_string
 
@@ -32,6 +32,11 @@ _DELIMITERS: Final = "=:"
 
 def _strip(text: str) -> str:
     return text.strip(_SPACE)
+
+
+def _first_of(text: str, chars: str) -> int:
+    """Where the first of `chars` is in `text`, or -1."""
+    return min((i for i in map(text.find, chars) if i >= 0), default=-1)
 
 
 @dataclass
@@ -118,7 +123,7 @@ class _Parser:
         line = _strip(line)
         if line.endswith("\\"):
             return self.continuation(line[:-1])
-        cut = min((i for i in (line.find("#"), line.find(";")) if i >= 0), default=-1)
+        cut = _first_of(line, "#;")
         if cut >= 0:
             self.comment += line[cut:]
             line = _strip(line[:cut])
@@ -157,7 +162,7 @@ class _Parser:
 
 
 def _inline_comment(text: str) -> str | None:
-    cut = min((i for i in (text.find("#"), text.find(";")) if i >= 0), default=-1)
+    cut = _first_of(text, "#;")
     return text[cut:] if cut >= 0 else None
 
 
@@ -172,11 +177,11 @@ def _key_name(line: str) -> tuple[str, int]:
         if end == -1:
             raise FormatError("missing closing key quote")
         rest = line[end + len(quote) :]
-        cut = min((i for i in (rest.find("="), rest.find(":")) if i >= 0), default=-1)
+        cut = _first_of(rest, _DELIMITERS)
         if cut < 0:
             raise FormatError("key-value delimiter not found")
         return _strip(line[len(quote) : end]), end + cut + len(quote) + 1
-    cut = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+    cut = _first_of(line, _DELIMITERS)
     if cut < 0:
         # go-ini prints the line, which may be a secret: only the problem is named.
         raise FormatError("key-value delimiter not found")
@@ -201,10 +206,10 @@ def _sections(data: bytes) -> list[_Section]:
     return _Parser(text).parse()
 
 
-def _branch(sections: list[_Section]) -> BranchList:
-    branch = BranchList()
+def _branch(sections: list[_Section]) -> Branch:
+    branch = Branch()
     for section in sections:
-        items = BranchList()
+        items = Branch()
         if section.comment:
             items.append(Item(Comment(_strip_comment_char(section.comment)), None))
         for key in section.keys.values():
@@ -331,16 +336,13 @@ def emit_plain(branches: list[Branch]) -> bytes:
             out.append(f"[{section.name}]\n")
         elif not section.keys:
             continue
-        width = 0
-        for name in section.keys:
-            extra = 2 if ('"' in name or any(d in name for d in _DELIMITERS)) else 0
-            extra = extra or (6 if "`" in name else 0)
-            width = max(width, _byte_len(name) + extra)
-        for key in section.keys.values():
+        # Keys are aligned on "=", as written (quotes included), counted in bytes.
+        names = [_key_text(name) for name in section.keys]
+        width = max(map(_byte_len, names), default=0)
+        for key, name in zip(section.keys.values(), names, strict=True):
             if key.comment:
                 out.append(_comment_lines(key.comment, strip_plain=True))
-            name = _key_text(key.name)
-            padding = " " * max(width - _byte_len(name), 0)
+            padding = " " * (width - _byte_len(name))
             out.append(f"{name}{padding} = {_value_text(key.value)}\n")
         if index < len(sections) - 1:
             out.append("\n")

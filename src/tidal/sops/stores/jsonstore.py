@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tidal.sops.model import Branch, Comment, Document, Item
-from tidal.sops.stores.common import BranchList, FormatError
+from tidal.sops.stores.common import FormatError
 from tidal.sops.stores.gojson import decode_document, decode_object, json_kind, marshal_indent
 from tidal.sops.stores.metadata import decode_json_fields, to_internal
 
@@ -34,7 +34,7 @@ def load_plain(data: bytes) -> list[Branch]:
 def load_encrypted(data: bytes) -> Document:
     try:
         document = decode_document(data)
-        if document is not None and not isinstance(document, BranchList):
+        if document is not None and not isinstance(document, Branch):
             raise FormatError(
                 f"json: cannot unmarshal {json_kind(document)} into Go value of type"
                 " stores.SopsFile"
@@ -46,13 +46,13 @@ def load_encrypted(data: bytes) -> Document:
     if fields is None or document is None:
         raise FormatError("sops metadata not found")
     metadata = to_internal(fields)
-    branch = BranchList(item for item in document if item.key != "sops")
+    branch = Branch(item for item in document if item.key != "sops")
     return Document([branch], metadata)
 
 
 def emit_plain(branches: list[Branch]) -> bytes:
     try:
-        return (marshal_indent(BranchList(branches[0])) + "\n").encode()
+        return (marshal_indent(Branch(branches[0])) + "\n").encode()
     except FormatError as exc:
         raise FormatError(f"Error marshaling to json: {exc}") from None
 
@@ -75,4 +75,4 @@ def emit_binary(branches: list[Branch]) -> bytes:
 
 
 def load_binary_plain(data: bytes) -> list[Branch]:
-    return [BranchList([Item("data", data)])]
+    return [Branch([Item("data", data)])]

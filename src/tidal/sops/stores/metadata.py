@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from tidal.kube.gostrconv import format_json_float
 from tidal.sops.gotext import parse_time
-from tidal.sops.model import Comment, Item, MasterKey, Metadata
-from tidal.sops.stores.common import BranchList, FormatError, is_branch
+from tidal.sops.model import Branch, Comment, Item, MasterKey, Metadata, is_branch
+from tidal.sops.stores.common import FormatError
 from tidal.sops.stores.gojson import json_kind
-from tidal.sops.stores.gonum import format_json
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class _JsonDecoder:
             return
         what = json_kind(value)
         if kind == "int" and what == "number":
-            what = "number " + format_json(float(value))
+            what = "number " + format_json_float(float(value))
         where = f"Go struct field {struct}.{path}" if struct else "Go value"
         self.error = FormatError(
             f"json: cannot unmarshal {what} into {where} of type {go_type_name(kind)}"
@@ -243,9 +243,9 @@ def decode_json_fields(value: Any, *, outer: str = "", path: str = "") -> dict[s
     return target
 
 
-def branch_of(mapping: dict[str, Any]) -> list[Item]:
+def branch_of(mapping: dict[str, Any]) -> Branch:
     """A plain dict as a branch with the keys sorted, as json.Marshal writes a Go map."""
-    out = BranchList()
+    out = Branch()
     for key in sorted(mapping, key=lambda k: k.encode("utf-8", "surrogateescape")):
         value = mapping[key]
         if isinstance(value, dict):

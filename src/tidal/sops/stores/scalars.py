@@ -5,15 +5,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tidal.kube.gostrconv import format_float
 from tidal.sops.gotext import GoTime, format_time
-from tidal.sops.stores.gonum import format_g
 
 
 def value_to_string(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        text = format_g(value, "E")
+        text = format_float(value, "G")
         # A float that would read as an integer keeps one decimal.
         if "." not in text and "E" not in text:
             text = text if math.isnan(value) or math.isinf(value) else f"{value:.1f}"

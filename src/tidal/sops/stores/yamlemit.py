@@ -24,13 +24,14 @@ from __future__ import annotations
 import base64
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from tidal.kube.gostrconv import format_float
 from tidal.sops.gotext import GoTime, format_time
-from tidal.sops.model import Branch, Comment
-from tidal.sops.stores.common import MAX_DEPTH, FormatError, depth_error, is_branch
-from tidal.sops.stores.gonum import format_g
+from tidal.sops.model import Branch, Comment, is_branch
+from tidal.sops.stores.common import MAX_DEPTH, FormatError, depth_error
 from tidal.sops.stores.yamlparse import STR
 from tidal.sops.stores.yamlresolve import resolve
 
@@ -227,23 +228,39 @@ def _scalar_node(value: Any) -> _Node:
             return _Node("scalar", ".nan")
         if math.isinf(value):
             return _Node("scalar", ".inf" if value > 0 else "-.inf")
-        return _Node("scalar", format_g(value))
+        return _Node("scalar", format_float(value))
     if isinstance(value, GoTime):
         return _Node("scalar", format_time(value))
     raise FormatError(f"Error marshaling to yaml: cannot marshal type {type(value).__name__}")
 
 
-def _add_head(node: _Node, comments: list[str]) -> list[str]:
-    if comments:
-        text = "#" + "\n#".join(comments)
-        node.head = text + "\n" + node.head if node.head else text
-    return []
+def _comment_text(comments: list[str]) -> str:
+    return "#" + "\n#".join(comments)
 
 
-def _add_foot(node: _Node, comments: list[str]) -> None:
-    if comments:
-        text = "#" + "\n#".join(comments)
-        node.foot = node.foot + "\n" + text if node.foot else text
+def _collection(node: _Node, entries: Iterable[str | list[_Node]]) -> _Node:
+    """`node` holding `entries`, each a comment or the nodes of an item (a sequence element, or
+    a mapping key and value), with the comments placed as SOPS places them: those before the
+    first item head the collection, later ones head the next item, and the ones after the last
+    item are its foot (or, with no item at all, head the collection)."""
+    comments: list[str] = []
+    last: _Node | None = None
+    for entry in entries:
+        if isinstance(entry, str):
+            comments.append(entry)
+            continue
+        if comments:
+            target = node if last is None else entry[0]
+            text = _comment_text(comments)
+            target.head = text + "\n" + target.head if target.head else text
+            comments = []
+        last = entry[0]
+        node.content += entry
+    if comments and last is not None:
+        last.foot = _comment_text(comments)
+    elif comments:
+        node.head = _comment_text(comments)
+    return node
 
 
 def _tree_node(value: Any, depth: int) -> _Node:
@@ -252,44 +269,23 @@ def _tree_node(value: Any, depth: int) -> _Node:
     if is_branch(value):
         return _mapping_node(value, depth)
     if isinstance(value, list):
-        node = _Node("sequence")
-        comments: list[str] = []
-        for element in value:
-            if isinstance(element, Comment):
-                comments.append(element.value)
-                continue
-            if not node.content:
-                comments = _add_head(node, comments)
-            item = _tree_node(element, depth + 1)
-            comments = _add_head(item, comments)
-            node.content.append(item)
-        if comments:
-            if node.content:
-                _add_foot(node.content[-1], comments)
-            else:
-                _add_head(node, comments)
-        return node
+        return _collection(
+            _Node("sequence"),
+            (e.value if isinstance(e, Comment) else [_tree_node(e, depth + 1)] for e in value),
+        )
     return _scalar_node(value)
 
 
 def _mapping_node(branch: Branch, depth: int) -> _Node:
-    node = _Node("mapping")
-    comments: list[str] = []
-    for item in branch:
-        if isinstance(item.key, Comment):
-            comments.append(item.key.value)
-            continue
-        if not node.content:
-            comments = _add_head(node, comments)
-        key = _scalar_node(item.key)
-        comments = _add_head(key, comments)
-        node.content += [key, _tree_node(item.value, depth + 1)]
-    if comments:
-        if node.content:
-            _add_foot(node.content[-2], comments)
-        else:
-            _add_head(node, comments)
-    return node
+    return _collection(
+        _Node("mapping"),
+        (
+            item.key.value
+            if isinstance(item.key, Comment)
+            else [_scalar_node(item.key), _tree_node(item.value, depth + 1)]
+            for item in branch
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,10 +22,10 @@ from tidal.sops.stores.yamlresolve import (
     NULL,
     ResolveError,
     UnsupportedValue,
-    display_tag,
     indicated_string,
     resolve,
     scalar_value,
+    unmarshal_error,
 )
 
 _YAML11_BOOLS: Final = {
@@ -39,12 +39,7 @@ class _Decoder:
         self.errors: list[str] = []
 
     def type_error(self, node: Node, go_type: str) -> None:
-        tag = display_tag(node)
-        value = ""
-        if tag not in ("!!seq", "!!map"):
-            text = node.value
-            value = f" `{text[:7]}...`" if len(text) > 10 else f" `{text}`"
-        self.errors.append(f"line {node.line}: cannot unmarshal {tag}{value} into {go_type}")
+        self.errors.append(unmarshal_error(node, go_type))
 
     def resolved(self, node: Node) -> tuple[str, Any]:
         if indicated_string(node):

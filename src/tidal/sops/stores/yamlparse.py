@@ -46,7 +46,7 @@ from yaml.tokens import (
     ValueToken,
 )
 
-from tidal.sops.stores.common import MAX_DEPTH, FormatError, depth_error, repeated_keys
+from tidal.sops.stores.common import MAX_DEPTH, FormatError, depth_error
 from tidal.sops.stores.yamlscan import CommentScanner
 
 LONG_TAG_PREFIX: Final = "tag:yaml.org,2002:"
@@ -101,10 +101,14 @@ class _Parser:
         self.foot = ""
         self.stem = ""
         self.handles = dict(_DEFAULT_HANDLES)
+        # The token `peek` returned, until `skip` takes it: looking again changes nothing.
+        self.token: Token | None = None
 
     # -- tokens and pending comments -----------------------------------------------------
 
     def peek(self) -> Token:
+        if self.token is not None:
+            return self.token
         token = self.scanner.head_token()
         comments = self.scanner.comments
         while self.scanner.comments_head < len(comments):
@@ -121,9 +125,11 @@ class _Parser:
                 self.line = _join(self.line, comment.line)
             comment.consume()
             self.scanner.comments_head += 1
+        self.token = token
         return token
 
     def skip(self) -> None:
+        self.token = None
         self.scanner.get_token()
 
     def take(self, event: _Event) -> _Event:
@@ -593,13 +599,19 @@ def _yaml_error(exc: MarkedYAMLError) -> FormatError:
 
 
 def duplicate_key_errors(mapping: Node) -> list[str]:
-    """go-yaml v3's complaints about keys a mapping repeats (same kind and text)."""
+    """go-yaml v3's complaints about keys a mapping repeats (same kind and text), in its order:
+    for each key, every later one equal to it."""
     keys = mapping.content[0::2]
-    pairs = repeated_keys([((key.kind, key.value), key.line) for key in keys])
+    seen: dict[tuple[str, str], list[int]] = {}
+    pairs = []
+    for j, key in enumerate(keys):
+        earlier = seen.setdefault((key.kind, key.value), [])
+        pairs += [(i, j) for i in earlier]
+        earlier.append(j)
     return [
         f"line {keys[j].line}: mapping key {_go_quote(keys[i].value)} already defined at line"
         f" {keys[i].line}"
-        for i, j in pairs
+        for i, j in sorted(pairs)
     ]
 
 

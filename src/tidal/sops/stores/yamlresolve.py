@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
-import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
-from tidal.kube.gostrconv import parse_int, parse_uint
-from tidal.sops.gotext import GoTime, parse_float
+from tidal.kube import yamlio
+from tidal.kube.gostrconv import INT64_MAX
+from tidal.sops.gotext import GoTime
 from tidal.sops.stores.common import FormatError
 from tidal.sops.stores.yamlparse import STR, Node, short_tag
 
@@ -29,111 +28,46 @@ TIMESTAMP: Final = "!!timestamp"
 BINARY: Final = "!!binary"
 _RESOLVABLE: Final = frozenset(("", STR, BOOL, INT, FLOAT, NULL, TIMESTAMP))
 
-_SPECIAL: Final[dict[str, tuple[str, Any]]] = {
-    **dict.fromkeys(("true", "True", "TRUE"), (BOOL, True)),
-    **dict.fromkeys(("false", "False", "FALSE"), (BOOL, False)),
-    **dict.fromkeys(("", "~", "null", "Null", "NULL"), (NULL, None)),
-    **dict.fromkeys((".nan", ".NaN", ".NAN"), (FLOAT, math.nan)),
-    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), (FLOAT, math.inf)),
-    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), (FLOAT, -math.inf)),
-    "<<": ("!!merge", "<<"),
-}
-_YAML_FLOAT: Final = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
-# go-yaml v3 tries time.Parse with 2006-1-2T15:4:5.999999999Z07:00 (T or t), then
-# "2006-1-2 15:4:5.999999999" and "2006-1-2".
-_TIMESTAMP: Final = re.compile(
-    r"(?P<y>[0-9]{4})-(?P<mo>[0-9]{1,2})-(?P<d>[0-9]{1,2})"
-    r"(?:(?P<sep>[Tt ])(?P<h>[0-9]{1,2}):(?P<mi>[0-9]{1,2}):(?P<s>[0-9]{1,2})"
-    r"(?:[.,](?P<frac>[0-9]+))?(?P<zone>Z|[+-][0-9]{2}:[0-9]{2})?)?"
-)
-
 
 class UnsupportedValue(FormatError):
     """A value SOPS's tree cannot hold (a uint64), refused as SOPS refuses to walk it."""
 
 
-def parse_timestamp(text: str) -> GoTime | None:
-    found = _TIMESTAMP.fullmatch(text)
-    if found is None:
-        return None
-    spaced = found["sep"] == " "
-    if found["sep"] is not None and spaced == (found["zone"] is not None):
-        return None  # a zone only after T, and T only with a zone
-    fraction = (found["frac"] or "")[:9].ljust(9, "0")
-    zone = found["zone"]
-    tz: timezone = UTC
-    if zone and zone != "Z":
-        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-        if offset >= timedelta(hours=24):
-            return None
-        tz = timezone(-offset if zone[0] == "-" else offset)
+def _go_time(parts: tuple[int, int, int, int, int, int, int, int | None]) -> GoTime | None:
+    """A go-yaml timestamp as SOPS's time value; None when Python's datetime cannot hold it
+    (year 0, a zone of 24 hours or more), which then stays a string."""
+    year, month, day, hour, minute, second, nanos, offset = parts
     try:
-        moment = datetime(
-            int(found["y"]),
-            int(found["mo"]),
-            int(found["d"]),
-            int(found["h"] or 0),
-            int(found["mi"] or 0),
-            int(found["s"] or 0),
-            int(fraction) // 1000,
-            tz,
-        )
+        tz = UTC if offset is None else timezone(timedelta(minutes=offset))
+        moment = datetime(year, month, day, hour, minute, second, nanos // 1000, tz)
     except ValueError:
         return None
-    return GoTime.create(moment, int(fraction) % 1000)
+    return GoTime.create(moment, nanos % 1000)
 
 
-def _integer(text: str, base: int) -> int:
-    value = parse_int(text, base)
-    if value is not None:
-        return value
-    if parse_uint(text, base) is not None:
-        raise UnsupportedValue("Cannot walk value, unknown type: uint64")
-    raise ValueError(text)
-
-
-# go-yaml v3 only looks further at text starting with one of these (or empty text).
-_HINTS: Final = frozenset("+-0123456789yYnNtTfFoO~.")
+_TAGS: Final = {
+    "str": STR,
+    "bool": BOOL,
+    "int": INT,
+    "float": FLOAT,
+    "null": NULL,
+    "timestamp": TIMESTAMP,
+}
 
 
 def _resolve_plain(tag: str, text: str) -> tuple[str, Any]:
-    hint = text[:1]
-    if tag in (STR, BINARY) or (hint and hint not in _HINTS):
+    """go-yaml v3's resolve() (tidal.kube.yamlio's), with SOPS's limits on the values."""
+    if tag in (STR, BINARY):
         return STR, text
-    if text in _SPECIAL:
-        return _SPECIAL[text]
-    if hint == ".":
-        try:
-            return FLOAT, parse_float(text)
-        except ValueError:
+    rtag, value = yamlio.go_resolve_plain(text, tag.removeprefix("!!"))
+    if rtag == "int" and value > INT64_MAX:
+        # A uint64 decodes, but SOPS cannot walk it.
+        raise UnsupportedValue("Cannot walk value, unknown type: uint64")
+    if rtag == "timestamp":
+        value = _go_time(value)
+        if value is None:
             return STR, text
-    if not hint or hint not in "+-0123456789":
-        return STR, text
-    if tag in ("", TIMESTAMP):
-        moment = parse_timestamp(text)
-        if moment is not None:
-            return TIMESTAMP, moment
-    plain = text.replace("_", "")
-    try:
-        return INT, _integer(plain, 0)
-    except ValueError:
-        pass
-    if _YAML_FLOAT.fullmatch(plain):
-        try:
-            return FLOAT, parse_float(plain)
-        except ValueError:
-            pass
-    for prefix, base in (("0b", 2), ("0o", 8)):
-        if plain.startswith(prefix):
-            try:
-                return INT, _integer(plain[2:], base)
-            except ValueError:
-                pass
-        elif plain.startswith("-" + prefix):
-            value = parse_int("-" + plain[3:], base)
-            if value is not None:
-                return INT, value
-    return STR, text
+    return _TAGS[rtag], value
 
 
 class ResolveError(Exception):
@@ -206,3 +140,13 @@ def display_tag(node: Node) -> str:
         return resolve("", node.value)[0]
     except UnsupportedValue:
         return INT
+
+
+def unmarshal_error(node: Node, go_type: str) -> str:
+    """go-yaml v3's complaint that a node does not fit a Go type (its decoder's `terror`)."""
+    tag = display_tag(node)
+    value = ""
+    if tag not in ("!!seq", "!!map"):
+        text = node.value
+        value = f" `{text[:7]}...`" if len(text) > 10 else f" `{text}`"
+    return f"line {node.line}: cannot unmarshal {tag}{value} into {go_type}"

@@ -18,6 +18,7 @@ Tabs count as blanks where go-yaml v3 allows them (after an indicator, inside a 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,6 +45,17 @@ _BLANKS_OR_BREAKS: Final = "\0 \t" + BREAKS
 _BLANKS: Final = " \t"
 # go-yaml v3 looks at most this far ahead over blanks for the next comment.
 _PEEK_LIMIT: Final = 512
+# What moves `forward` to a new line or skips a column; a run without any stays on its line.
+_LINE_MOVES: Final = re.compile("[\ufeff" + BREAKS + "]")
+_LINE_END: Final = re.compile(f"[{_BREAKS_OR_END}]")
+_BLANK_RUN: Final = re.compile(f"[{_BLANKS}]*")
+_SPACE_RUN: Final = re.compile(" *")
+# Where a run of a plain scalar stops: a blank or break, or ':' before one (in a flow, also a
+# flow indicator).
+_PLAIN_STOP: Final = re.compile(f"[{_BLANKS_OR_BREAKS}]|:(?=[{_BLANKS_OR_BREAKS}])")
+_FLOW_PLAIN_STOP: Final = re.compile(
+    f"[{_BLANKS_OR_BREAKS}{re.escape(',?[]{}')}]|:(?=[{_BLANKS_OR_BREAKS}])"
+)
 
 
 @dataclass
@@ -100,11 +112,30 @@ class CommentScanner(Reader, Scanner):
     # -- reading characters --------------------------------------------------------------
 
     def peek(self, index: int = 0) -> str:
-        position = self.pointer + index
-        return self.buffer[position] if position < len(self.buffer) else "\0"
+        try:
+            char: str = self.buffer[self.pointer + index]
+            return char
+        except IndexError:
+            return "\0"
+
+    def run_length(self, run: re.Pattern[str]) -> int:
+        """The length of the text `run` (which matches "") matches here."""
+        pointer: int = self.pointer
+        found = run.match(self.buffer, pointer)
+        assert found is not None
+        return found.end() - pointer
 
     def forward(self, length: int = 1) -> None:
         buffer = self.buffer
+        chunk = buffer[self.pointer : self.pointer + length]
+        if len(chunk) == length and _LINE_MOVES.search(chunk) is None:
+            # Within one line: the marks move by the length.
+            self.pointer += length
+            self.index += length
+            self.column += length
+            if chunk.strip(_BLANKS):
+                self.newlines = 0
+            return
         for _ in range(length):
             char = buffer[self.pointer]
             self.pointer += 1
@@ -126,8 +157,8 @@ class CommentScanner(Reader, Scanner):
 
     def _recent(self) -> list[Token]:
         """The last tokens of go-yaml v3's list (taken ones included), oldest first."""
-        queued = list(self.tokens[-2:])
-        return (self.taken + queued)[-2:]
+        tokens = self.tokens
+        return tokens[-2:] if len(tokens) >= 2 else (self.taken + tokens)[-2:]
 
     def get_token(self) -> Any:
         token = _BASE.get_token(self)
@@ -209,10 +240,11 @@ class CommentScanner(Reader, Scanner):
         while True:
             if self.column == 0 and self.peek() == "\ufeff":
                 self.forward()
-            while self.peek() == " " or (
-                (self.flow_level or not self.allow_simple_key) and self.peek() == "\t"
-            ):
-                self.forward()
+            # Tabs are blanks here only where no simple key may start.
+            blanks = _BLANK_RUN if self.flow_level or not self.allow_simple_key else _SPACE_RUN
+            length = self.run_length(blanks)
+            if length:
+                self.forward(length)
             self._line_comment_to_head()
             if self.peek() == "#":
                 self._scan_comments(scan_index, scan_line)
@@ -244,9 +276,8 @@ class CommentScanner(Reader, Scanner):
         """Skip `offset` characters, then read a comment to the end of its line."""
         self.forward(offset)
         start = (self.index, self.line, self.column)
-        length = 0
-        while self.peek(length) not in _BREAKS_OR_END:
-            length += 1
+        end = _LINE_END.search(self.buffer, self.pointer)
+        length = (end.start() if end else len(self.buffer)) - self.pointer
         text = self.prefix(length)
         self.forward(length)
         return (*start, text)
@@ -376,16 +407,10 @@ class CommentScanner(Reader, Scanner):
         indent = self.indent + 1
         spaces: list[str] | None = []
         while self.peek() != "#":
-            length = 0
-            while True:
-                char = self.peek(length)
-                if char in _BLANKS_OR_BREAKS or (
-                    char == ":" and self.peek(length + 1) in _BLANKS_OR_BREAKS
-                ):
-                    break
-                if self.flow_level and char in ",?[]{}":
-                    break
-                length += 1
+            stop = (_FLOW_PLAIN_STOP if self.flow_level else _PLAIN_STOP).search(
+                self.buffer, self.pointer
+            )
+            length = (stop.start() if stop else len(self.buffer)) - self.pointer
             if length == 0:
                 break
             self.allow_simple_key = False
@@ -399,9 +424,7 @@ class CommentScanner(Reader, Scanner):
         return ScalarToken("".join(chunks), True, start_mark, end_mark)
 
     def scan_plain_spaces(self, indent: int, start_mark: Any) -> list[str] | None:
-        length = 0
-        while self.peek(length) in _BLANKS:
-            length += 1
+        length = self.run_length(_BLANK_RUN)
         whitespaces = self.prefix(length)
         self.forward(length)
         if self.peek() not in BREAKS:
@@ -434,4 +457,4 @@ class CommentScanner(Reader, Scanner):
         return chunks
 
     def _at_document_marker(self) -> bool:
-        return self.prefix(3) in ("---", "...") and self.peek(3) in "\0 \t" + BREAKS
+        return self.prefix(3) in ("---", "...") and self.peek(3) in _BLANKS_OR_BREAKS

@@ -13,25 +13,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidal.sops.model import Branch, Comment, Document, Item
+from tidal.sops.model import Branch, Comment, Document, Item, go_type
 from tidal.sops.stores.common import (
     MAX_DEPTH,
     MAX_NODES,
-    BranchList,
     FormatError,
     check_size,
     depth_error,
-    go_type,
 )
 from tidal.sops.stores.metadata import to_internal
 from tidal.sops.stores.yamlmeta import metadata_fields
 from tidal.sops.stores.yamlparse import DocumentReader, Node, duplicate_key_errors
-from tidal.sops.stores.yamlresolve import NULL, display_tag, resolve_failure, scalar_value
+from tidal.sops.stores.yamlresolve import (
+    NULL,
+    display_tag,
+    resolve_failure,
+    scalar_value,
+    unmarshal_error,
+)
 
 
 def _comments(text: str) -> list[str]:
     # SOPS splits a comment block into lines and drops the first character (the '#').
-    return [line[1:] for line in text.split("\n") if line]
+    return [line[1:] for line in text.split("\n") if line] if text else []
 
 
 def _go_print(value: Any) -> str:
@@ -73,7 +77,7 @@ class _Converter:
                 out += [Comment(c) for c in _comments(node.foot)]
             return out
         if node.kind == "mapping":
-            return self.branch(node, BranchList(), handled, depth)
+            return self.branch(node, Branch(), handled, depth)
         if node.kind == "alias":
             return self.alias(node, depth)
         return scalar_value(node)
@@ -89,7 +93,7 @@ class _Converter:
         finally:
             self.expanding.pop()
 
-    def branch(self, node: Node, out: BranchList, handled: bool, depth: int) -> BranchList:
+    def branch(self, node: Node, out: Branch, handled: bool, depth: int) -> Branch:
         def note(text: str) -> None:
             out.extend(Item(Comment(c), None) for c in _comments(text))
 
@@ -144,9 +148,9 @@ def _reader(data: bytes) -> DocumentReader:
     return DocumentReader(text)
 
 
-def _convert(document: Node) -> BranchList:
+def _convert(document: Node) -> Branch:
     try:
-        return _Converter().branch(document, BranchList(), False, 0)
+        return _Converter().branch(document, Branch(), False, 0)
     except FormatError as exc:
         if str(exc).startswith("Tree contains"):
             raise
@@ -159,11 +163,7 @@ def _check_first(document: Node) -> None:
     root = document.content[0]
     errors: list[str] = []
     if root.kind == "sequence" or (root.kind == "scalar" and display_tag(root) != NULL):
-        value = "" if root.kind == "sequence" else _short(root.value)
-        errors.append(
-            f"line {root.line}: cannot unmarshal {display_tag(root)}{value} into"
-            " map[string]interface {}"
-        )
+        errors.append(unmarshal_error(root, "map[string]interface {}"))
     stack = [(root, 0)]
     seen: set[int] = set()
     while stack:
@@ -183,10 +183,6 @@ def _check_first(document: Node) -> None:
         raise FormatError("yaml: " + failures[0])
     if errors:
         raise FormatError("yaml: unmarshal errors:\n  " + "\n  ".join(errors))
-
-
-def _short(text: str) -> str:
-    return f" `{text[:7]}...`" if len(text) > 10 else f" `{text}`"
 
 
 def load_plain(data: bytes) -> list[Branch]:
@@ -225,7 +221,7 @@ def load_encrypted(data: bytes) -> Document:
     document: Node | None = first
     while document is not None:
         branch = _convert(document)
-        branches.append(BranchList(item for item in branch if item.key != "sops"))
+        branches.append(Branch(item for item in branch if item.key != "sops"))
         try:
             document = reader.next_document()
         except FormatError as exc:
