@@ -173,6 +173,31 @@ async def test_leader_steps_down_when_its_lease_is_taken(kube: Kube, namespace: 
         await asyncio.gather(run, return_exceptions=True)
 
 
+async def test_release_survives_a_lease_written_behind_its_back(kube: Kube, namespace: str) -> None:
+    """A renew cancelled after the server applied it leaves the leader's copy of the Lease stale;
+    stopping must still release it (CI once saw the holder stay after a graceful stop)."""
+    name = lease_name("notification-controller")
+    leading: set[str] = set()
+    # Long periods: no renew refreshes the leader's copy between the outside write and the stop.
+    elector = LeaderElector(
+        kube,
+        name=name,
+        namespace=namespace,
+        lease_duration=30,
+        renew_deadline=20,
+        retry_period=10,
+        on_started_leading=lambda: leading.add("x"),
+    )
+    elector.start()
+    try:
+        await eventually(lambda: elector.is_leader, 5, "leadership")
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
+        await kube.patch(path, {"metadata": {"annotations": {"touched": "yes"}}})
+    finally:
+        await elector.stop()
+    assert (await lease(kube, namespace, name))["holderIdentity"] == ""
+
+
 def test_durations_are_validated_like_client_go(kube: Kube) -> None:
     with pytest.raises(ValueError, match="greater than renew_deadline"):
         LeaderElector(kube, name="x", namespace="y", lease_duration=30, renew_deadline=30)

@@ -339,6 +339,18 @@ class LeaderElector:
             renew_time=now,
             leader_transitions=self._observed.leader_transitions,
         )
+        if await self._write(released):
+            return
+        # A renew cancelled mid-flight may have landed on the server after all, leaving our copy's
+        # resourceVersion stale: read the Lease again and release it if it is still ours.
+        try:
+            self._lease = await self.kube.get(self._path)
+        except Exception as e:
+            log.error("failed to release lease %s/%s: %s", self.namespace, self.name, e)
+            return
+        holder = LeaderElectionRecord.from_spec(self._lease.get("spec") or {}).holder_identity
+        if holder != self.identity:
+            return
         if not await self._write(released):
             log.error("failed to release lease %s/%s", self.namespace, self.name)
 
