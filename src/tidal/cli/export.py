@@ -1,5 +1,6 @@
 """`tidal export source git NAME|--all [--with-credentials]` and `tidal export kustomization
-NAME|--all`: YAML as `flux export` prints it."""
+NAME|--all`: YAML as `flux export` prints it. `tidal export --all [-A]` (beyond flux) prints every
+Flux object of every kind, sources first, so that the output re-applies in one go."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 import click
 
 from tidal.cli import render
-from tidal.cli.cluster import Session, get_object, list_objects, run
-from tidal.cli.objects import GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
+from tidal.cli.cluster import Session, api_error, get_object, list_objects, run
+from tidal.cli.objects import BY_KIND, GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import stdout
 from tidal.kube.client import ApiError
@@ -20,7 +21,8 @@ async def _credentials(s: Session, obj: dict[str, Any]) -> str:
     if not ref:
         return ""
     try:
-        secret = await s.kube.get(f"/api/v1/namespaces/{s.namespace}/secrets/{ref}")
+        namespace = (obj.get("metadata") or {}).get("namespace") or s.namespace
+        secret = await s.kube.get(f"/api/v1/namespaces/{namespace}/secrets/{ref}")
     except ApiError as e:
         message = e.message
         raise CliError(f"failed to retrieve secret {ref}, error: {message}") from None
@@ -52,9 +54,54 @@ def export_objects(
     stdout(run(opts, work))
 
 
-@click.group()
-def export() -> None:
+def export_everything(ctx: click.Context, all_namespaces: bool, with_credentials: bool) -> None:
+    opts = options(ctx)
+
+    async def work(s: Session) -> str:
+        out: list[str] = []
+        for kind in BY_KIND.values():
+            try:
+                items = (
+                    await s.kube.get(kind.collection(None if all_namespaces else s.namespace))
+                )["items"]
+            except ApiError as e:
+                if e.status == 404:  # a kind whose CRD is not installed has nothing to export
+                    continue
+                raise api_error(e, kind) from None
+            # The API server lists in (namespace, name) order, which keeps the output stable.
+            for obj in items:
+                out.append(render.document(render.export_object(kind, obj)))
+                if with_credentials:
+                    out.append(await _credentials(s, obj))
+        if not out:
+            where = "any namespace" if all_namespaces else f"{s.namespace} namespace"
+            raise CliError(f"no objects found in {where}")
+        return "".join(out)
+
+    stdout(run(opts, work))
+
+
+@click.group(invoke_without_command=True)
+@click.option("--all", "all_", is_flag=True, help="Export every Flux object of every kind.")
+@click.option(
+    "-A", "--all-namespaces", is_flag=True, help="With --all: the objects of every namespace."
+)
+@click.option("--with-credentials", is_flag=True, help="With --all: include credential secrets.")
+@global_flags
+@click.pass_context
+def export(ctx: click.Context, all_: bool, all_namespaces: bool, with_credentials: bool) -> None:
     """Export resources in YAML format."""
+    if ctx.invoked_subcommand is not None:
+        if all_ or all_namespaces or with_credentials:
+            raise CliError(
+                f"--all goes after the kind: tidal export {ctx.invoked_subcommand} --all"
+            )
+        return
+    if not all_:
+        raise CliError(
+            "a kind or --all is required, e.g. tidal export --all or tidal export ks NAME"
+        )
+    export_everything(ctx, all_namespaces, with_credentials)
 
 
 @export.group("source")

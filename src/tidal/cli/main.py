@@ -6,6 +6,7 @@ import click
 
 from tidal import __version__
 from tidal.cli.build import build
+from tidal.cli.completion import completion
 from tidal.cli.controller import controller
 from tidal.cli.create import create
 from tidal.cli.delete import delete
@@ -56,6 +57,7 @@ for command in (
     diff,
     events,
     tree,
+    completion,
 ):
     cli.add_command(command)
 

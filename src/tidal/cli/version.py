@@ -1,4 +1,5 @@
-"""`tidal version`: the client's versions and, when reachable, the server's."""
+"""`tidal version`: the client's versions and, when reachable, the server's and the version of
+each tidal Deployment installed in the namespace (as `flux version` lists its controllers)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,49 @@ import click
 import httpx2 as httpx
 
 from tidal import __version__
+from tidal.cli.options import global_flags, options
+from tidal.install import manifests
 from tidal.kube.client import ApiError, Kube, KubeConfigError
 
 
-async def _server_version(kubeconfig: str | None, context: str | None, seconds: float) -> str:
+def _image_tag(image: str) -> str:
+    """The tag of `registry/name:tag[@digest]`; the whole reference when it has no tag."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else image
+
+
+async def _server(
+    kubeconfig: str | None, context: str | None, namespace: str, seconds: float
+) -> dict[str, str]:
     async with asyncio.timeout(seconds), Kube.from_kubeconfig(kubeconfig, context) as kube:
-        return await kube.server_version()
+        info = {"kubernetes": await kube.server_version()}
+        try:
+            listing = await kube.get(
+                f"/apis/apps/v1/namespaces/{namespace}/deployments",
+                {"labelSelector": f"app.kubernetes.io/part-of={manifests.PART_OF}"},
+            )
+        except ApiError:
+            return info  # not allowed to list Deployments there: the server version still helps
+        for deployment in listing.get("items") or []:
+            containers = deployment["spec"]["template"]["spec"].get("containers") or []
+            if containers:
+                info[deployment["metadata"]["name"]] = _image_tag(containers[0]["image"])
+        return info
 
 
 def collect(
-    kubeconfig: str | None, context: str | None, timeout: float, client_only: bool
+    kubeconfig: str | None,
+    context: str | None,
+    timeout: float,
+    client_only: bool,
+    namespace: str = manifests.InstallOptions.namespace,
 ) -> dict[str, Any]:
     info: dict[str, Any] = {"tidal": __version__, "python": platform.python_version()}
     if client_only:
         return info
     try:
-        info["kubernetes"] = asyncio.run(_server_version(kubeconfig, context, timeout))
+        info.update(asyncio.run(_server(kubeconfig, context, namespace, timeout)))
     except KubeConfigError as e:
         info["kubernetes_error"] = f"no kubeconfig: {e}"
     except (httpx.HTTPError, ApiError, OSError, TimeoutError) as e:
@@ -43,10 +71,15 @@ def collect(
     default="text",
     help="Output format.",
 )
-@click.pass_obj
-def version(obj: Any, client_only: bool, output: str) -> None:
-    """Print tidal's, Python's and the cluster's Kubernetes versions."""
-    info = collect(obj.kubeconfig, obj.context, min(obj.timeout, 10.0), client_only)
+@global_flags
+@click.pass_context
+def version(ctx: click.Context, client_only: bool, output: str) -> None:
+    """Print tidal's, Python's and the cluster's Kubernetes versions, and the installed
+    controller's."""
+    opts = options(ctx)
+    info = collect(
+        opts.kubeconfig, opts.context, min(opts.timeout, 10.0), client_only, opts.namespace
+    )
     if output == "json":
         click.echo(json.dumps(info, indent=2))
         return
@@ -60,3 +93,6 @@ def version(obj: Any, client_only: bool, output: str) -> None:
         click.echo(f"kubernetes: {info['kubernetes']}")
     elif "kubernetes_error" in info:
         click.echo(f"kubernetes: {info['kubernetes_error']}")
+    for key, value in info.items():
+        if key not in ("tidal", "python", "kubernetes", "kubernetes_error"):
+            click.echo(f"{key}: {value}")
