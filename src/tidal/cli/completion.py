@@ -18,7 +18,7 @@ _HINTS = {
     "bash": "source <(tidal completion bash)   # add it to ~/.bashrc to keep it",
     "fish": "tidal completion fish > ~/.config/fish/completions/tidal.fish",
     "powershell": "tidal completion powershell | Out-String | Invoke-Expression",
-    "zsh": "tidal completion zsh > \"${fpath[1]}/_tidal\"",
+    "zsh": 'tidal completion zsh > "${fpath[1]}/_tidal"',
 }
 
 

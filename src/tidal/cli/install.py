@@ -10,7 +10,7 @@ import click
 from tidal.cli import render
 from tidal.cli.cluster import Session, run
 from tidal.cli.options import CliError, global_flags, options
-from tidal.cli.output import log, stdout
+from tidal.cli.output import log, spinner, stdout
 from tidal.install import apply, manifests
 from tidal.kube.discovery import Discovery
 from tidal.runtime.poll import poll_until
@@ -66,11 +66,14 @@ def install(
         log.waiting("verifying installation")
         deployment = manifests.deployment(install_opts)
         try:
-            await poll_until(
-                functools.partial(apply.deployment_ready, s.kube, Discovery(s.kube), deployment),
-                max(s.remaining(), 1.0),
-                every=1.0,
-            )
+            async with spinner(f"waiting for {describe(deployment)}"):
+                await poll_until(
+                    functools.partial(
+                        apply.deployment_ready, s.kube, Discovery(s.kube), deployment
+                    ),
+                    max(s.remaining(), 1.0),
+                    every=1.0,
+                )
         except TimeoutError:
             raise CliError(
                 f"{describe(deployment)} did not become ready; is the image "

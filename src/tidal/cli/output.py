@@ -7,8 +7,14 @@ is a terminal (and NO_COLOR is unset), which leaves piped and captured output by
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import os
+import shutil
 import sys
+import time
+from collections.abc import AsyncIterator
 from typing import IO, Any, Final
 
 ACTION: Final = "►"
@@ -72,6 +78,52 @@ class Logger:
 
     def failure(self, message: str) -> None:
         self.line(FAILURE, message)
+
+
+class Progress:
+    """What a spinner shows next to its message; `detail` may change while it spins."""
+
+    def __init__(self) -> None:
+        self.detail = ""
+
+
+_FRAMES: Final = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+@contextlib.asynccontextmanager
+async def spinner(
+    message: str, stream: IO[Any] | None = None, every: float = 0.1
+) -> AsyncIterator[Progress]:
+    """A spinner with the elapsed time on one self-erasing line while the body runs, only when
+    the stream is a terminal: piped or captured output stays exactly flux's lines."""
+    progress = Progress()
+    out = stream or sys.stderr
+    if not _use_colour(out):
+        yield progress
+        return
+    start = time.monotonic()
+
+    async def spin() -> None:
+        for n in itertools.count():
+            detail = f": {progress.detail}" if progress.detail else ""
+            text = f"{message} ({time.monotonic() - start:.0f}s){detail}"
+            # A line that wraps could not be erased by the next carriage return.
+            width = shutil.get_terminal_size().columns - 3
+            if len(text) > width:
+                text = text[: max(width - 1, 0)] + "…"
+            frame = _FRAMES[n % len(_FRAMES)]
+            out.write(f"\r\033[33m{frame}\033[0m {text}\033[K")
+            out.flush()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(spin())
+    try:
+        yield progress
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        out.write("\r\033[K")
+        out.flush()
 
 
 log = Logger()

@@ -8,6 +8,7 @@ from typing import Any
 from tidal.cli.cluster import POLL_INTERVAL, Session, get_object
 from tidal.cli.objects import ObjectKind
 from tidal.cli.options import CliError, timeout_text
+from tidal.cli.output import spinner
 from tidal.cli.readiness import CURRENT, FAILED, Result, sleep_until_next_poll
 
 _NO_CONTROLLER_HINT = " (is a controller for it running?)"
@@ -31,15 +32,17 @@ async def wait_for(
 ) -> dict[str, Any]:
     """Poll every 2s (flux's interval), checking at once first, until `check` says current;
     a failed state or the deadline raises CliError naming the last thing waited for."""
-    while True:
-        obj = await get_object(s, kind, name)
-        result = check(obj)
-        if result.status == CURRENT:
-            return obj
-        if result.status == FAILED:
-            raise CliError(f"{what} failed: {result.message}")
-        if not await sleep_until_next_poll(s.remaining(), POLL_INTERVAL):
-            reason = result.message
-            if reason.startswith(("not reconciled yet", "the reconcile request has not")):
-                reason += _NO_CONTROLLER_HINT
-            raise WaitTimeout(what, timeout_text(s.opts.timeout), reason)
+    async with spinner(f"waiting for {what}") as progress:
+        while True:
+            obj = await get_object(s, kind, name)
+            result = check(obj)
+            if result.status == CURRENT:
+                return obj
+            if result.status == FAILED:
+                raise CliError(f"{what} failed: {result.message}")
+            progress.detail = result.message
+            if not await sleep_until_next_poll(s.remaining(), POLL_INTERVAL):
+                reason = result.message
+                if reason.startswith(("not reconciled yet", "the reconcile request has not")):
+                    reason += _NO_CONTROLLER_HINT
+                raise WaitTimeout(what, timeout_text(s.opts.timeout), reason)
