@@ -8,8 +8,11 @@
    (IncludeUnavailable while one is missing); the cheap remote check (ls-remote) when an
    artifact exists, ending the reconcile early with no fetch when the remote revision, the
    content-affecting settings and the included artifacts are unchanged; otherwise fetch into a
-   bare mirror; verify signatures when spec.verify is set; ArtifactOutdated on a new revision
-4. artifact: the commit's tree (no checkout) plus each include's subtree, through the ignore
+   bare mirror, then the submodules when spec.recurseSubmodules (each into a mirror of its
+   own), and check that every spec.sparseCheckout path is there; verify signatures when
+   spec.verify is set; ArtifactOutdated on a new revision
+4. artifact: the commit's tree (no checkout) with the submodules' trees at their paths, cut
+   down to the spec.sparseCheckout paths, plus each include's subtree, through the ignore
    rules into a deterministic tar.gz; store it, record status.artifact and the observed settings
 5. events (NewArtifact, recovery, failures) and the Ready summary (tidal.runtime.summarize)
 
@@ -90,7 +93,9 @@ from tidal.source.git.auth import AuthOptions, ProxyOptions
 from tidal.source.git.commit import Commit
 from tidal.source.git.errors import GitError, InvalidURLError, VerificationError
 from tidal.source.git.refs import Ref
-from tidal.source.git.tree import tree_entries
+from tidal.source.git.sparse import SparseSelection, missing_message
+from tidal.source.git.submodules import checkout_submodules
+from tidal.source.git.tree import Checkout, GitTree
 from tidal.source.git.verify import verify_commit
 from tidal.source.ignore import IGNORE_FILE, IgnoreRules
 from tidal.source.storage import Storage, StorageError, artifact_path
@@ -123,6 +128,14 @@ class _Stop(Exception):
 
 class _CopyError(Exception):
     """An include's subtree could not be put into the artifact (Flux's CopyFailure)."""
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """What the source step hands to the artifact step."""
+
+    commit: Commit
+    checkout: Checkout  # the commit's tree, with the submodules fetched for it
 
 
 @dataclass(frozen=True)
@@ -400,10 +413,11 @@ class GitRepositoryReconciler:
             await self._reconcile_storage(obj)
             auth = await self._auth(obj)
             includes = await self._reconcile_includes(obj, writer)
-            commit = await self._reconcile_source(obj, auth, includes, writer)
+            fetched = await self._reconcile_source(obj, auth, includes, writer)
             outcome: Outcome = Success()
-            if commit is not None:
-                await self._reconcile_artifact(obj, commit, includes)
+            if fetched is not None:
+                commit = fetched.commit
+                await self._reconcile_artifact(obj, fetched, includes)
         except _Stop as stop:
             outcome = stop.outcome
 
@@ -459,17 +473,8 @@ class GitRepositoryReconciler:
 
     async def _auth(self, obj: GitRepository) -> AuthOptions:
         spec, ns = obj.spec, obj.metadata.namespace
-        unsupported = [
-            what
-            for what, used in (
-                ("spec.recurseSubmodules", spec.recurse_submodules),
-                ("spec.sparseCheckout", bool(spec.sparse_checkout)),
-                (f"spec.provider '{spec.provider}'", spec.provider not in (None, "generic")),
-            )
-            if used
-        ]
-        if unsupported:
-            message = f"{', '.join(unsupported)} not supported by tidal yet"
+        if spec.provider not in (None, "generic"):
+            message = f"spec.provider '{spec.provider}' not supported by tidal yet"
             raise _Stop(Stalling("UnsupportedConfiguration", message))
         try:
             data: dict[str, bytes] = {}
@@ -577,7 +582,7 @@ class GitRepositoryReconciler:
         auth: AuthOptions,
         includes: list[Artifact],
         writer: _StatusWriter,
-    ) -> Commit | None:
+    ) -> _Fetched | None:
         spec = obj.spec
         ref = Ref.from_spec(spec.ref.to_dict() if spec.ref else None)
         artifact = obj.status.artifact
@@ -602,6 +607,7 @@ class GitRepositoryReconciler:
             commit = await git.fetch(
                 spec.url, ref, auth, self._mirror_dir(obj), allow_file=allow_file
             )
+            checkout = await self._checkout(obj, commit, auth)
         except GitError as e:
             conditions.mark_true(obj, FETCH_FAILED, e.reason, str(e))
             raise _Stop(Failed(e.reason, str(e))) from None
@@ -618,7 +624,36 @@ class GitRepositoryReconciler:
             conditions.mark_true(obj, ARTIFACT_OUTDATED, NEW_REVISION, message)
             conditions.mark_reconciling(obj, PROGRESSING, "building artifact: %s", message)
             await writer.write()
-        return commit
+        return _Fetched(commit, checkout)
+
+    async def _checkout(self, obj: GitRepository, commit: Commit, auth: AuthOptions) -> Checkout:
+        """The fetched commit as the artifact will hold it: with its submodules when
+        spec.recurseSubmodules asks for them, and with every spec.sparseCheckout path there
+        (Flux checks them right after its checkout, before verifying signatures)."""
+        spec = obj.spec
+        mirror = self._mirror_dir(obj)
+        sparse = SparseSelection.from_spec(spec.sparse_checkout)
+        checkout = Checkout(mirror, commit.hash)
+        if spec.recurse_submodules:
+            checkout = await checkout_submodules(
+                spec.url,
+                auth,
+                mirror,
+                commit.hash,
+                allow_file=self.settings.allow_file_urls,
+                sparse=sparse,
+            )
+        if sparse is not None:
+            selection = sparse
+
+            def first_missing() -> str | None:
+                with GitTree.of(checkout) as tree:
+                    return selection.first_missing(tree.exists)
+
+            missing = await asyncio.to_thread(first_missing)
+            if missing is not None:
+                raise GitError(missing_message(missing))
+        return checkout
 
     async def _verify(self, obj: GitRepository, commit: Commit) -> None:
         verify = obj.spec.verify
@@ -677,8 +712,9 @@ class GitRepositoryReconciler:
                 ) from None
 
     async def _reconcile_artifact(
-        self, obj: GitRepository, commit: Commit, includes: list[Artifact]
+        self, obj: GitRepository, fetched: _Fetched, includes: list[Artifact]
     ) -> None:
+        commit = fetched.commit
         artifact = obj.status.artifact
         if (
             artifact is not None
@@ -690,13 +726,13 @@ class GitRepositoryReconciler:
             return
         meta = obj.metadata
         path = artifact_path(_KIND_DIR, meta.namespace, meta.name, f"{commit.hash}.tar.gz")
-        mirror = self._mirror_dir(obj)
+        sparse = SparseSelection.from_spec(obj.spec.sparse_checkout)
         spec_ignore = obj.spec.ignore
         pairs = list(zip(obj.spec.include, includes, strict=True))
 
         def build() -> Artifact:
             with contextlib.ExitStack() as stack:
-                tree = stack.enter_context(tree_entries(mirror, commit.hash))
+                tree = stack.enter_context(GitTree.of(fetched.checkout, sparse))
                 entries = {entry.path: entry for entry in tree}
                 if pairs:
                     workdir = stack.enter_context(

@@ -7,6 +7,10 @@ with tree_entries(mirror_dir, commit.hash) as entries:
     Archiver().from_entries(entries, out, ignore=IgnoreRules.from_sources(
         sourceignore_files(mirror_dir, commit.hash), spec_ignore))
 verify_commit(commit, "HEAD", verify_secret_data)
+
+spec.recurseSubmodules and spec.sparseCheckout shape what the tree holds:
+checkout = await checkout_submodules(url, auth, mirror_dir, commit.hash)  # Checkout
+with GitTree.of(checkout, SparseSelection.from_spec(["./deploy"])) as entries: ...
 """
 
 from tidal.source.git.auth import AuthOptions, ProxyOptions
@@ -24,12 +28,15 @@ from tidal.source.git.errors import (
     NoSemverMatchError,
     RefNotFoundError,
     RepositoryNotFoundError,
+    SubmoduleError,
     TLSError,
     UnsupportedError,
     VerificationError,
 )
 from tidal.source.git.refs import Ref, RefKind
-from tidal.source.git.tree import GitTree, sourceignore_files, tree_entries
+from tidal.source.git.sparse import SparseSelection
+from tidal.source.git.submodules import checkout_submodules
+from tidal.source.git.tree import Checkout, GitTree, sourceignore_files, tree_entries
 from tidal.source.git.url import GitURL, parse_url
 from tidal.source.git.verify import Verification, verify_commit
 
@@ -37,6 +44,7 @@ __all__ = [
     "AuthOptions",
     "AuthOptionsError",
     "AuthenticationError",
+    "Checkout",
     "Commit",
     "EmptyRepositoryError",
     "FetchError",
@@ -52,11 +60,14 @@ __all__ = [
     "RefKind",
     "RefNotFoundError",
     "RepositoryNotFoundError",
+    "SparseSelection",
+    "SubmoduleError",
     "TLSError",
     "Tag",
     "UnsupportedError",
     "Verification",
     "VerificationError",
+    "checkout_submodules",
     "fetch",
     "parse_url",
     "remote_head",

@@ -21,13 +21,12 @@ fetch only transfers what is new:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
 import paramiko
 from dulwich.client import (
@@ -58,36 +57,16 @@ from tidal.source.git.errors import (
 )
 from tidal.source.git.http import HttpClient, http_client
 from tidal.source.git.mirror import INFINITE_DEPTH, Mirror
-from tidal.source.git.operation import Operation
+from tidal.source.git.operation import Operation, run_in_thread
 from tidal.source.git.refs import HEADS, PEELED_SUFFIX, TAGS, Ref, RefKind
 from tidal.source.git.ssh import ssh_client
 from tidal.source.git.url import GitURL, parse_url
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from dulwich.client import DetermineWantsFunc
 
-# After a timeout the worker thread gets this long to notice the cancellation and let go of
-# the mirror before the coroutine gives up waiting for it.
-_CANCEL_GRACE = 10.0
-
-
-# -- running blocking work under a deadline -------------------------------------------------------
-
-
-async def _run(op: Operation, fn: Callable[[], T]) -> T:
-    task: asyncio.Future[T] = asyncio.ensure_future(asyncio.to_thread(fn))
-    try:
-        done, _ = await asyncio.wait({task}, timeout=op.timeout)
-    except asyncio.CancelledError:
-        op.cancel()
-        await asyncio.wait({task}, timeout=_CANCEL_GRACE)
-        raise
-    if task in done:
-        return task.result()
-    op.cancel()
-    done, _ = await asyncio.wait({task}, timeout=_CANCEL_GRACE)
-    if task in done and not task.cancelled():
-        task.exception()  # retrieved: the timeout is what the caller hears about
-    raise op.timeout_error()
+# Blocking work under an operation's deadline (kept under this name: other modules use it).
+_run = run_in_thread
 
 
 # -- transports -----------------------------------------------------------------------------------
@@ -426,3 +405,100 @@ async def fetch(
             return _fetch_sync(parsed, ref, auth, Path(mirror_dir), op)
 
     return await _run(op, run)
+
+
+# -- fetch_commit (submodules) --------------------------------------------------------------------
+
+# Where the mirror remembers the last commit fetched by hash, so the next fetch offers it as a
+# "have" and only the difference travels.
+_PINNED_REF = "refs/tidal/pinned"
+
+
+def _has_commit(mirror: Mirror, sha: bytes) -> bool:
+    return mirror.has(sha) and isinstance(mirror.get(sha), DulwichCommit)
+
+
+def _fetch_wants(
+    mirror: Mirror,
+    client: GitClient,
+    path: str,
+    op: Operation,
+    determine_wants: DetermineWantsFunc,
+    depth: int | None,
+) -> None:
+    pack = mirror.pack_writer()
+
+    def write(data: bytes) -> int:
+        op.check()
+        pack.write(data)
+        return len(data)
+
+    try:
+        result = client.fetch_pack(
+            path.encode(),
+            determine_wants,
+            mirror.repo.get_graph_walker(heads=mirror.local_heads()),
+            write,
+            depth=depth,
+            ref_prefix=[HEADS.encode(), TAGS.encode()],
+        )
+    except BaseException:
+        pack.close()
+        raise
+    op.check()
+    mirror.add_pack(pack)
+    if depth is not None:
+        mirror.update_shallow(result.new_shallow, result.new_unshallow)
+
+
+def fetch_commit_sync(
+    url: GitURL, sha: str, auth: AuthOptions, mirror_dir: Path, op: Operation
+) -> None:
+    """Bring commit `sha` of `url`, with its tree, into the bare mirror at `mirror_dir`
+    (blocking; nothing is transferred when it is already there).
+
+    The commit is asked for by its hash at depth 1: servers speaking protocol v2 (and older
+    ones allowing any SHA-1 in wants) hand it over whether or not a ref points at it. A
+    server refusing that gets the full fetch go-git does for every submodule: all branches
+    and tags, whole history, after which the commit must be among what arrived.
+    """
+    target = sha.lower().encode("ascii")
+    prefix = f"unable to clone '{url}': "
+    with _errors(op, auth, prefix), Mirror.open(mirror_dir) as mirror:
+        if _has_commit(mirror, target):
+            return
+        with _transport(url, auth, op) as (client, path):
+            check_smart = client.check_smart if isinstance(client, HttpClient) else (lambda: None)
+            local = isinstance(client, LocalGitClient)
+            advertised: dict[DulwichRef, ObjectID] = {}
+
+            def by_hash(
+                refs: Mapping[DulwichRef, ObjectID], depth: int | None = None
+            ) -> list[ObjectID]:
+                check_smart()
+                advertised.update(refs)
+                return [ObjectID(target)]
+
+            try:
+                _fetch_wants(mirror, client, path, op, by_hash, None if local else 1)
+            except KeyError:
+                if not local:
+                    raise
+                # The local transport looks the object up itself: it has no fallback to try.
+                raise RefNotFoundError(f"commit {sha} is not in the repository") from None
+            except (GitProtocolError, HangupException):
+                op.check()
+                if not advertised:
+                    raise
+
+                def everything(
+                    refs: Mapping[DulwichRef, ObjectID], depth: int | None = None
+                ) -> list[ObjectID]:
+                    tips = {v for k, v in refs.items() if not k.endswith(PEELED_SUFFIX.encode())}
+                    return sorted(ObjectID(v) for v in tips if not mirror.has(v))
+
+                full = INFINITE_DEPTH if mirror.shallow and not local else None
+                _fetch_wants(mirror, client, path, op, everything, full)
+            if not _has_commit(mirror, target):
+                raise RefNotFoundError(f"commit {sha} is not in the repository")
+        mirror.set_refs({_PINNED_REF: target})

@@ -147,3 +147,9 @@ class VerificationError(GitError):
     """Signature verification failed or could not be attempted."""
 
     reason = VERIFICATION_ERROR
+
+
+class SubmoduleError(GitError):
+    """spec.recurseSubmodules could not be honoured: a broken `.gitmodules`, a gitlink it does
+    not describe, a URL the controller may not use, or a submodule that cannot be fetched
+    (Flux: GitOperationFailed, the clone failed)."""

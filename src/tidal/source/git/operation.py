@@ -8,16 +8,24 @@ a pack is only added to the mirror once it is complete.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from tidal.source.git.errors import GitTimeoutError
+
+T = TypeVar("T")
 
 # A socket read may wait this long at most even when the deadline is further away, so a
 # cancelled operation whose closer could not interrupt a read still ends soon.
 _MAX_WAIT = 30.0
+
+# After a timeout the worker thread gets this long to notice the cancellation and let go of
+# the mirror before the coroutine gives up waiting for it.
+_CANCEL_GRACE = 10.0
 
 
 class Operation:
@@ -65,3 +73,22 @@ class Operation:
         for closer in closers:
             with contextlib.suppress(Exception):
                 closer()
+
+
+async def run_in_thread(op: Operation, fn: Callable[[], T]) -> T:
+    """Run blocking `fn` in a worker thread under `op`'s deadline: on timeout (or when the
+    caller is cancelled) `op` is cancelled and the thread given a moment to let go."""
+    task: asyncio.Future[T] = asyncio.ensure_future(asyncio.to_thread(fn))
+    try:
+        done, _ = await asyncio.wait({task}, timeout=op.remaining())
+    except asyncio.CancelledError:
+        op.cancel()
+        await asyncio.wait({task}, timeout=_CANCEL_GRACE)
+        raise
+    if task in done:
+        return task.result()
+    op.cancel()
+    done, _ = await asyncio.wait({task}, timeout=_CANCEL_GRACE)
+    if task in done and not task.cancelled():
+        task.exception()  # retrieved: the timeout is what the caller hears about
+    raise op.timeout_error()
