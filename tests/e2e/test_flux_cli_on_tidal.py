@@ -127,7 +127,7 @@ async def test_flux_gets_reconciles_suspends_resumes_and_trees_tidal_s_objects(
     assert a is not None and a["data"] == {"color": "red"}
 
     # trace: from an applied object back to its Kustomization and source revision.
-    trace = ok(await flux(flux_bin, kubeconfig, "trace", "configmap", "a", "-n", namespace))
+    trace = await both("trace", "configmap", "a")
     fields = [tuple(line.split(None, 1)) for line in trace.stdout.splitlines() if line]
     assert fields[:3] == [
         ("Object:", "ConfigMap/a"),

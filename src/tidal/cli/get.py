@@ -1,18 +1,29 @@
-"""`tidal get sources git` and `tidal get kustomizations`: flux's status tables."""
+"""`tidal get sources git`, `tidal get kustomizations` and `tidal get all`: flux's status
+tables.
+
+`get all` (and `get sources all`) prints one table per kind, sources first, in flux's order,
+each row's name prefixed by its lower-cased kind and each table followed by a blank line. A
+kind joins it by adding its ObjectKind and row to TABLES; flux's kinds that tidal has no table
+for, or whose CRD the cluster does not serve, are skipped silently, as flux skips kinds that are
+not installed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
 
 import click
 
 from tidal.cli import readiness, table
-from tidal.cli.cluster import Session, list_objects, run
+from tidal.cli.cluster import Session, api_error, list_objects, run
 from tidal.cli.kustomization import source_column
 from tidal.cli.objects import GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
 from tidal.cli.options import CliError, global_flags, options
-from tidal.cli.output import stdout
+from tidal.cli.output import log, stdout
+from tidal.kube import labels
+from tidal.kube.client import ApiError
 from tidal.source.revision import truncate_hex
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -178,6 +189,9 @@ def get_objects(
     status_filter(status_selector)  # a malformed selector fails before any request
 
     async def work(s: Session) -> list[dict[str, Any]]:
+        bad_selector = label_selector and await label_selector_error(s, kind, label_selector)
+        if bad_selector:
+            raise CliError(bad_selector)
         return await list_objects(
             s, kind, all_namespaces=all_namespaces, name=name, label_selector=label_selector
         )
@@ -189,6 +203,188 @@ def get_objects(
             raise CliError(f"{kind.kind} object '{name}' not found in {where} namespace")
         raise CliError(f"no {kind.kind} objects found in {where} namespace")
     stdout(render(items))
+
+
+@dataclass(frozen=True)
+class KindTable:
+    """A kind's table in `get all`: its headers (without NAMESPACE) and row."""
+
+    kind: ObjectKind
+    headers: Sequence[str]
+    row: Row
+
+
+# The kinds `flux get sources all` and `flux get all` list, in flux's order.
+FLUX_SOURCE_KINDS: Final = (
+    "OCIRepository",
+    "Bucket",
+    "GitRepository",
+    "HelmRepository",
+    "HelmChart",
+    "ExternalArtifact",
+)
+FLUX_ALL_KINDS: Final = (
+    *FLUX_SOURCE_KINDS,
+    "ImageRepository",
+    "ImagePolicy",
+    "ImageUpdateAutomation",
+    "HelmRelease",
+    "Kustomization",
+    "Receiver",
+    "Provider",
+    "Alert",
+)
+# The kinds tidal has a table for; the others are not served by a tidal cluster.
+TABLES: Final[Mapping[str, KindTable]] = {
+    t.kind.kind: t
+    for t in (
+        KindTable(GIT_REPOSITORY, SOURCE_HEADERS, source_row),
+        KindTable(KUSTOMIZATION, ("Name", *_STATUS_HEADERS), kustomization_row),
+    )
+}
+
+
+def with_kind(kind: ObjectKind, row: Row) -> Row:
+    """`row` with the name written `<kind>/<name>`, as `get all` shows it."""
+
+    def prefixed(obj: Mapping[str, Any], include_namespace: bool) -> list[str]:
+        cells = row(obj, include_namespace)
+        at = 1 if include_namespace else 0
+        cells[at] = f"{kind.kind.lower()}/{cells[at]}"
+        return cells
+
+    return prefixed
+
+
+@dataclass(frozen=True)
+class Printed:
+    text: str
+    failure: bool = False
+
+
+def _not_served(e: ApiError) -> bool:
+    # A 404 without a NotFound Status: the API server does not know the resource (no CRD).
+    return e.status == 404 and e.reason != "NotFound"
+
+
+def escape_field_value(value: str) -> str:
+    """A field selector value as apimachinery writes it, so that any name selects itself."""
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+
+
+async def label_selector_error(s: Session, kind: ObjectKind, selector: str) -> str | None:
+    """flux's error for a label selector it refuses, None for one it takes. flux converts the
+    selector to a LabelSelector, which has no `!=`, `<` or `>`; a selector that does not parse
+    is explained in apimachinery's words, which the API server gives when listing with it."""
+    try:
+        parsed = labels.parse(selector)
+    except labels.SelectorError as e:
+        reason = str(e)
+        try:
+            path = kind.collection(s.namespace)
+            await s.kube.get(path, {"labelSelector": selector, "limit": "1"})
+        except ApiError as refused:
+            if refused.status == 400:
+                reason = refused.message
+        reason = f'couldn\'t parse the selector string "{selector}": {reason}'
+    else:
+        for r in sorted(parsed.requirements, key=lambda r: r.key):
+            if r.op == "!=":
+                reason = '"!=" is not a valid label selector operator'
+                break
+            if r.op in ("gt", "lt"):
+                reason = f'"{r.op}" isn\'t supported in label selectors'
+                break
+        else:
+            return None
+    return f"unable to parse label selector: {reason}"
+
+
+async def list_all(
+    s: Session,
+    kinds: Sequence[str],
+    *,
+    name: str | None,
+    all_namespaces: bool,
+    no_header: bool,
+    status_selector: str,
+    label_selector: str,
+) -> list[Printed]:
+    """Each kind's table, or the failure flux logs for that kind before going on to the next:
+    nothing for a kind without objects (unless one was asked for by name) or not served."""
+    tables = [TABLES[k] for k in kinds if k in TABLES]
+    if label_selector and tables:
+        bad_selector = await label_selector_error(s, tables[0].kind, label_selector)
+        if bad_selector:
+            # flux parses the selector for each kind, served or not, before listing it.
+            return [Printed(bad_selector, failure=True)] * len(kinds)
+    where = _where(all_namespaces, s.namespace)
+    params: dict[str, str] = {}
+    if name:
+        params["fieldSelector"] = "metadata.name=" + escape_field_value(name)
+    if label_selector:
+        params["labelSelector"] = label_selector
+    out: list[Printed] = []
+    for t in tables:
+        path = t.kind.collection(None if all_namespaces else s.namespace)
+        try:
+            items = (await s.kube.get(path, params or None)).get("items") or []
+        except ApiError as e:
+            if not _not_served(e):
+                out.append(Printed(api_error(e, t.kind).format_message(), failure=True))
+            continue
+        if not items:
+            if name:
+                message = f"{t.kind.kind} object '{name}' not found in {where} namespace"
+                out.append(Printed(message, failure=True))
+            continue
+        try:
+            keep = status_filter(status_selector)
+        except CliError as e:
+            out.append(Printed(e.format_message(), failure=True))
+            continue
+        kept = [obj for obj in items if keep(obj)]
+        if kept:
+            text = render_table(
+                kept,
+                t.headers,
+                with_kind(t.kind, t.row),
+                all_namespaces=all_namespaces,
+                no_header=no_header,
+            )
+            out.append(Printed(text + "\n"))
+    return out
+
+
+def print_all(
+    ctx: click.Context,
+    kinds: Sequence[str],
+    name: str | None,
+    all_namespaces: bool,
+    no_header: bool,
+    status_selector: str,
+    label_selector: str,
+) -> None:
+    """`get all`'s output. A kind that cannot be listed is logged and the next one listed;
+    the exit status stays 0, as with flux."""
+    opts = options(ctx)
+
+    async def work(s: Session) -> list[Printed]:
+        return await list_all(
+            s,
+            kinds,
+            name=name,
+            all_namespaces=all_namespaces,
+            no_header=no_header,
+            status_selector=status_selector,
+            label_selector=label_selector,
+        )
+
+    for printed in run(opts, work):
+        if printed.failure:
+            log.failure(printed.text)
+        else:
+            stdout(printed.text)
 
 
 @click.group()
@@ -225,6 +421,25 @@ def get_sources_git(
         )
 
     get_objects(ctx, GIT_REPOSITORY, name, all_namespaces, status_selector, label_selector, render)
+
+
+@get_sources_group.command("all")
+@click.argument("name", required=False)
+@get_flags
+@global_flags
+@click.pass_context
+def get_sources_all(
+    ctx: click.Context,
+    name: str | None,
+    all_namespaces: bool,
+    no_header: bool,
+    status_selector: str,
+    label_selector: str,
+) -> None:
+    """Get all source statuses."""
+    print_all(
+        ctx, FLUX_SOURCE_KINDS, name, all_namespaces, no_header, status_selector, label_selector
+    )
 
 
 # flux accepts `get source` for `get sources`.
@@ -265,3 +480,20 @@ def get_kustomizations(
 # flux's aliases.
 get.add_command(get_kustomizations, "ks")
 get.add_command(get_kustomizations, "kustomization")
+
+
+@get.command("all")
+@click.argument("name", required=False)
+@get_flags
+@global_flags
+@click.pass_context
+def get_all(
+    ctx: click.Context,
+    name: str | None,
+    all_namespaces: bool,
+    no_header: bool,
+    status_selector: str,
+    label_selector: str,
+) -> None:
+    """Get all resources and statuses: the sources, then the other kinds."""
+    print_all(ctx, FLUX_ALL_KINDS, name, all_namespaces, no_header, status_selector, label_selector)

@@ -6,6 +6,7 @@ import click
 
 from tidal import __version__
 from tidal.cli.build import build
+from tidal.cli.check import check
 from tidal.cli.completion import completion
 from tidal.cli.controller import controller
 from tidal.cli.create import create
@@ -17,8 +18,11 @@ from tidal.cli.get import get
 from tidal.cli.install import install
 from tidal.cli.options import GlobalOptions, root_flags
 from tidal.cli.reconcile import reconcile
+from tidal.cli.stats import stats
 from tidal.cli.suspend import resume, suspend
+from tidal.cli.trace import trace
 from tidal.cli.tree import tree
+from tidal.cli.uninstall import uninstall
 from tidal.cli.version import version
 
 __all__ = ["GlobalOptions", "cli", "main"]
@@ -46,6 +50,8 @@ for command in (
     version,
     controller,
     install,
+    uninstall,
+    check,
     create,
     get,
     suspend,
@@ -57,6 +63,8 @@ for command in (
     diff,
     events,
     tree,
+    trace,
+    stats,
     completion,
 ):
     cli.add_command(command)
