@@ -22,3 +22,8 @@ test: lint
 
 unit: setup
 	.venv/bin/python -m pytest -m "not e2e"
+
+# A first run: a local plane, Git serving examples/demo/, tidal bootstrapped from it and in sync.
+.PHONY: demo
+demo: setup
+	@scripts/demo.sh

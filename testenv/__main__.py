@@ -1,4 +1,4 @@
-"""python -m testenv build|build-peers|up|down|status|kubeconfig"""
+"""python -m testenv build|build-peers|up|down|status|kubeconfig|git-serve"""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--dir", type=Path, default=plane.default_dir(), help="state directory")
+    gs = sub.add_parser(
+        "git-serve", help="serve a demo Git repository over HTTP until stopped (make demo)"
+    )
+    gs.add_argument("--dir", type=Path, required=True, help="state directory (repos, address)")
+    gs.add_argument("--seed", type=Path, required=True, help="files of the first commit")
+    gs.add_argument("--name", default="demo", help="repository name")
+    gs.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     args = parser.parse_args(argv)
 
     try:
@@ -44,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "status":
             for what, text in plane.status(args.dir):
                 print(f"{what:<26} {text}")
+        elif args.cmd == "git-serve":
+            from testenv import demo_git
+
+            return demo_git.serve(args.dir, args.seed, args.name, args.port)
         elif args.cmd == "kubeconfig":
             path = args.dir.resolve() / "kubeconfig"
             if not path.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tidal import __version__
+from tidal.cli.bootstrap import bootstrap_group
 from tidal.cli.build import build
 from tidal.cli.check import check
 from tidal.cli.completion import completion
@@ -50,6 +51,7 @@ for command in (
     version,
     controller,
     install,
+    bootstrap_group,
     uninstall,
     check,
     create,

@@ -713,7 +713,7 @@ def _chunks(data: bytes) -> list[str]:
     return chunks
 
 
-def _check_manifest_file(data: bytes, where: str) -> None:
+def check_manifest_file(data: bytes, where: str) -> None:
     """Flux's decode check of one manifest for a generated kustomization.
 
     Flux only parses here (kyaml, go-yaml v3 nodes): what tidal's reader refuses later, at the
@@ -822,7 +822,7 @@ def _scan(root: Path, directory: str) -> list[str]:
                 raise ConfinementError(f"manifest {where!r} is a symlink")
             if not stat.S_ISREG(mode):
                 raise ConfinementError(f"manifest {where!r} is not a regular file")
-            _check_manifest_file(child.read_bytes(), where)
+            check_manifest_file(child.read_bytes(), where)
             resources.append(f"./{child_rel}")
 
     visit(base, "")

@@ -65,15 +65,12 @@ from tidal.source.git.url import GitURL, parse_url
 if TYPE_CHECKING:
     from dulwich.client import DetermineWantsFunc
 
-# Blocking work under an operation's deadline (kept under this name: other modules use it).
-_run = run_in_thread
-
 
 # -- transports -----------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _transport(url: GitURL, auth: AuthOptions, op: Operation) -> Iterator[tuple[GitClient, str]]:
+def transport(url: GitURL, auth: AuthOptions, op: Operation) -> Iterator[tuple[GitClient, str]]:
     if url.is_http:
         with http_client(url, auth, op) as client:
             yield client, ""
@@ -131,7 +128,7 @@ def _protocol_error(message: str) -> GitError:
 
 
 @contextlib.contextmanager
-def _errors(op: Operation, auth: AuthOptions, prefix: str) -> Iterator[None]:
+def translated_errors(op: Operation, auth: AuthOptions, prefix: str) -> Iterator[None]:
     try:
         yield
     except BaseException as e:
@@ -161,7 +158,7 @@ def _remote_head_sync(url: GitURL, ref: Ref, auth: AuthOptions, op: Operation) -
     wanted = ref.wanted_ref()
     if wanted is None:
         return None
-    with _transport(url, auth, op) as (client, path):
+    with transport(url, auth, op) as (client, path):
         result = client.get_refs(path.encode(), ref_prefix=[wanted.encode()])
         if isinstance(client, HttpClient):
             client.check_smart()
@@ -187,16 +184,16 @@ async def remote_head(
     parsed = parse_url(url, allow_file=allow_file)
     op = Operation(auth.timeout, f"listing remote refs of '{parsed}'")
     prefix = f"unable to list remote for '{parsed}': "
-    with _errors(op, auth, prefix):
+    with translated_errors(op, auth, prefix):
         ref.validate()
     if not ref.remote_checkable:
         return None
 
     def run() -> str | None:
-        with _errors(op, auth, prefix):
+        with translated_errors(op, auth, prefix):
             return _remote_head_sync(parsed, ref, auth, op)
 
-    return await _run(op, run)
+    return await run_in_thread(op, run)
 
 
 # -- fetch ----------------------------------------------------------------------------------------
@@ -340,7 +337,7 @@ def _commit_time(commit: DulwichCommit) -> datetime:
 def _fetch_sync(
     url: GitURL, ref: Ref, auth: AuthOptions, mirror_dir: Path, op: Operation
 ) -> Commit:
-    with Mirror.open(mirror_dir) as mirror, _transport(url, auth, op) as (client, path):
+    with Mirror.open(mirror_dir) as mirror, transport(url, auth, op) as (client, path):
         op.check()
         check_smart = client.check_smart if isinstance(client, HttpClient) else (lambda: None)
         plan = _Plan(ref, mirror, full=not ref.shallow, check_smart=check_smart)
@@ -397,14 +394,14 @@ async def fetch(
     parsed = parse_url(url, allow_file=allow_file)
     op = Operation(auth.timeout, f"fetching '{parsed}'")
     prefix = f"unable to clone '{parsed}': "
-    with _errors(op, auth, prefix):
+    with translated_errors(op, auth, prefix):
         ref.validate()
 
     def run() -> Commit:
-        with _errors(op, auth, prefix):
+        with translated_errors(op, auth, prefix):
             return _fetch_sync(parsed, ref, auth, Path(mirror_dir), op)
 
-    return await _run(op, run)
+    return await run_in_thread(op, run)
 
 
 # -- fetch_commit (submodules) --------------------------------------------------------------------
@@ -464,10 +461,10 @@ def fetch_commit_sync(
     """
     target = sha.lower().encode("ascii")
     prefix = f"unable to clone '{url}': "
-    with _errors(op, auth, prefix), Mirror.open(mirror_dir) as mirror:
+    with translated_errors(op, auth, prefix), Mirror.open(mirror_dir) as mirror:
         if _has_commit(mirror, target):
             return
-        with _transport(url, auth, op) as (client, path):
+        with transport(url, auth, op) as (client, path):
             check_smart = client.check_smart if isinstance(client, HttpClient) else (lambda: None)
             local = isinstance(client, LocalGitClient)
             advertised: dict[DulwichRef, ObjectID] = {}
