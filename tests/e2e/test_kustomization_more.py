@@ -383,3 +383,51 @@ async def test_additive_ready_expressions_keep_the_ready_check(
         )
     assert condition(obj, "Ready")["message"] == f"dependency '{namespace}/infra' is not ready"
     assert await get_cm(kube, namespace, "app") is None
+
+
+async def test_a_namespace_still_terminating_fails_fast_and_is_recreated_once_gone(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_http: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    """Re-creating a Kustomization right after deleting its namespace: Flux waits out the whole
+    timeout on a Namespace that can never turn Current; tidal fails at once and retries."""
+    app_ns = f"{namespace}-app"
+    ns_yaml = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {app_ns}\n"
+    await kube.request(
+        "POST",
+        "/api/v1/namespaces",
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app_ns}},
+    )
+    blocker = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "blocker", "finalizers": [HOLD]},
+    }
+    await kube.request("POST", f"/api/v1/namespaces/{app_ns}/configmaps", body=blocker)
+    await kube.delete(f"/api/v1/namespaces/{app_ns}")  # stays Terminating while blocker is held
+
+    # Only the Namespace: objects inside it would fail their dry-run at once anyway.
+    repo = git_repo(files={"app/ns.yaml": ns_yaml})
+    await git_source(kube, namespace, "repo", git_http, repo)
+    await create_ks(kube, namespace, "app", path="app", retryInterval="2s", timeout="5m")
+    obj = await wait_ks(
+        kube, namespace, "app", failed("ReconciliationFailed"), "fail", controller, within=20
+    )
+    assert condition(obj, "Ready")["message"] == (
+        f"failed early due to stalled resources: [Namespace/{app_ns} status: 'Terminating': "
+        "Resource scheduled for deletion]"
+    )
+
+    await release(kube, app_ns, "blocker")
+    await wait_gone(kube, f"/api/v1/namespaces/{app_ns}")
+    await wait_ks(
+        kube, namespace, "app", applied(f"main@sha1:{repo.head('main')}"), "apply", controller
+    )
+    live = await kube.get(f"/api/v1/namespaces/{app_ns}")
+    assert live["status"]["phase"] == "Active"
+    await kube.delete(ks_path(namespace, "app"))
+    await wait_gone(kube, ks_path(namespace, "app"))

@@ -1476,6 +1476,20 @@ def test_wait_timeout_lists_every_object_not_current() -> None:
     )
 
 
+def test_hopeless_statuses_end_the_wait_with_their_message() -> None:
+    """The CRD/Namespace stage: an object being deleted, or gone, will not turn Current."""
+    check = HealthCheck([WIDGETS, DB], hopeless=(Status.TERMINATING, Status.NOT_FOUND))
+    check.observe(rs(DB, Status.CURRENT))
+    assert check.observe(rs(WIDGETS, Status.TERMINATING, "Resource scheduled for deletion"))
+    assert check.error(timed_out=False) == (
+        "failed early due to stalled resources: [CustomResourceDefinition/widgets.example.com "
+        "status: 'Terminating': Resource scheduled for deletion]"
+    )
+    # Elsewhere Terminating is only "not yet" and the wait goes on.
+    patient = HealthCheck([WIDGETS])
+    assert not patient.observe(rs(WIDGETS, Status.TERMINATING, "Resource scheduled for deletion"))
+
+
 def test_wait_fails_fast() -> None:
     check = HealthCheck([WEB, MIGRATE, DB])
     check.observe(rs(WEB, Status.IN_PROGRESS))

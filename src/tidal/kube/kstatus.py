@@ -842,9 +842,12 @@ class HealthCheck:
         *,
         fail_fast: bool = True,
         jobs_with_ttl: Iterable[ObjRef] = (),
+        hopeless: Iterable[Status] = (),
     ) -> None:
         self.refs: tuple[ObjRef, ...] = tuple(dict.fromkeys(refs))
         self.fail_fast = fail_fast
+        # Statuses that count as Failed here, for waits where they can never turn Current.
+        self.hopeless = frozenset(hopeless)
         self.jobs_with_ttl = frozenset(jobs_with_ttl)
         self._latest: dict[ObjRef, ResourceStatus] = {
             ref: ResourceStatus(ref, Status.UNKNOWN) for ref in self.refs
@@ -859,6 +862,8 @@ class HealthCheck:
     def _effective(self, rs: ResourceStatus) -> Status:
         if rs.status is Status.NOT_FOUND and rs.ref in self.jobs_with_ttl:
             return Status.CURRENT
+        if rs.status in self.hopeless:
+            return Status.FAILED
         return rs.status
 
     def observe(self, status: ResourceStatus) -> bool:
@@ -900,10 +905,13 @@ class HealthCheck:
             rs = self._latest[ref]
             if rs.status is Status.NOT_FOUND and ref in self.jobs_with_ttl:
                 continue
-            if rs.status is Status.FAILED or (timed_out and rs.status is not Status.CURRENT):
+            failed = self._effective(rs) is Status.FAILED
+            if failed or (timed_out and rs.status is not Status.CURRENT):
                 entry = f"{ref} status: '{rs.status}'"
                 if rs.error is not None:
                     entry += f": {rs.error}"
+                elif rs.status in self.hopeless and rs.message:
+                    entry += f": {rs.message}"
                 errors.append(entry)
         if not errors:
             return None

@@ -376,8 +376,14 @@ class ResourceManager:
             await self._write_stage(stage, opts)
             changes.extend(entry(p.obj, p.action) for p in stage)
             if index < 2 and stage:
+                # A CRD or Namespace being deleted (say, a namespace still terminating when
+                # its Kustomization is re-created) will not turn Current: fail now, and the
+                # retry after it is gone creates it anew, instead of waiting out the timeout.
                 await self.wait(
-                    [p.obj for p in stage], within=opts.wait_timeout, interval=opts.wait_interval
+                    [p.obj for p in stage],
+                    within=opts.wait_timeout,
+                    interval=opts.wait_interval,
+                    hopeless=(kstatus.Status.TERMINATING, kstatus.Status.NOT_FOUND),
                 )
         return changes
 
@@ -468,11 +474,14 @@ class ResourceManager:
         interval: float = 2.0,
         fail_fast: bool = True,
         readers: Mapping[tuple[str, str], StatusReader] | None = None,
+        hopeless: Sequence[kstatus.Status] = (),
     ) -> None:
         """Until every object is Current, as Flux's WaitForSet; TimeoutError with Flux's
         text ("timeout waiting for: [...]", "failed early due to stalled resources: [...]").
         `readers`: custom status readers per (group, kind), see status_of."""
-        check = kstatus.HealthCheck((kstatus.ObjRef.of(x) for x in objs), fail_fast=fail_fast)
+        check = kstatus.HealthCheck(
+            (kstatus.ObjRef.of(x) for x in objs), fail_fast=fail_fast, hopeless=hopeless
+        )
         by_ref = {kstatus.ObjRef.of(x): x for x in objs}
 
         async def settled() -> bool:
