@@ -651,3 +651,16 @@ async def test_create_reconcile_resume_with_a_running_controller(
     assert out.stderr.endswith(
         f"✔ GitRepository live reconciliation completed\n✔ fetched revision main@sha1:{second}\n"
     )
+
+
+@needs_flux
+@pytest.mark.usefixtures("crds")
+async def test_get_a_name_with_selector_characters_is_flux_s(
+    cluster: Cluster, namespace: str, flux_bin: Path
+) -> None:
+    """A name is a field selector value: `,` `=` and `\\` are escaped, not parsed."""
+    for name in ("a,b", "a=b", "a\\\\b"):
+        await same_as_flux(
+            flux_bin, cluster.kubeconfig, "get", "sources", "git", name, "-n", namespace
+        )
+        await same_as_flux(flux_bin, cluster.kubeconfig, "get", "ks", name, "-n", namespace)

@@ -106,6 +106,11 @@ async def find_object(s: Session, kind: ObjectKind, name: str) -> dict[str, Any]
         raise api_error(e, kind) from None
 
 
+def escape_field_value(value: str) -> str:
+    """A field selector value as apimachinery writes it, so that any name selects itself."""
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+
+
 async def list_objects(
     s: Session,
     kind: ObjectKind,
@@ -116,7 +121,7 @@ async def list_objects(
 ) -> list[dict[str, Any]]:
     params: dict[str, str] = {}
     if name:
-        params["fieldSelector"] = f"metadata.name={name}"
+        params["fieldSelector"] = "metadata.name=" + escape_field_value(name)
     if label_selector:
         params["labelSelector"] = label_selector
     path = kind.collection(None if all_namespaces else s.namespace)

@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar
 import click
 
 from tidal.cli import readiness, table
-from tidal.cli.cluster import Session, api_error, list_objects, run
+from tidal.cli.cluster import Session, api_error, escape_field_value, list_objects, run
 from tidal.cli.kustomization import source_column
 from tidal.cli.objects import GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
 from tidal.cli.options import CliError, global_flags, options
@@ -265,11 +265,6 @@ class Printed:
 def _not_served(e: ApiError) -> bool:
     # A 404 without a NotFound Status: the API server does not know the resource (no CRD).
     return e.status == 404 and e.reason != "NotFound"
-
-
-def escape_field_value(value: str) -> str:
-    """A field selector value as apimachinery writes it, so that any name selects itself."""
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
 
 
 async def label_selector_error(s: Session, kind: ObjectKind, selector: str) -> str | None:
