@@ -7,6 +7,7 @@ from `python -m testenv up`) and skip the start-up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -90,6 +91,22 @@ async def namespace(kube: Kube, request: pytest.FixtureRequest) -> AsyncIterator
 async def crds(kube: Kube) -> None:
     """tidal's CRDs, applied as `tidal install` applies them and Established."""
     await apply.apply_all(kube, [crd.crd(k) for k in crd.KINDS], within=30)
+
+
+@contextlib.contextmanager
+def private_plane(prefix: str, what: str) -> Iterator[plane.State]:
+    """A plane of a test module's own (a second cluster, or one it may break), stopped after."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        state = plane.up(directory)
+    except plane.PlaneError as e:
+        plane.down(directory)
+        pytest.fail(f"{what} did not start: {e}")
+    try:
+        yield state
+    finally:
+        plane.down(directory)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 
 from testenv import plane
 from testenv.git_server import GitHTTPServer
+from tests import plugin
 from tests.controller_process import RunningController, condition, controller_fixture
 from tests.kustomization_helpers import (
     applied,
@@ -44,17 +43,8 @@ controller = controller_fixture()
 
 @pytest.fixture(scope="module")
 def remote_plane() -> Iterator[plane.State]:
-    directory = Path(tempfile.mkdtemp(prefix="tidal-remote-plane-"))
-    try:
-        state = plane.up(directory)
-    except plane.PlaneError as e:
-        plane.down(directory)
-        pytest.fail(f"second test plane did not start: {e}")
-    try:
+    with plugin.private_plane("tidal-remote-plane-", "second test plane") as state:
         yield state
-    finally:
-        plane.down(directory)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

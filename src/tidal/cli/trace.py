@@ -113,32 +113,29 @@ def _revision_lines(obj: Mapping[str, Any], *, origin: bool) -> list[str]:
     return lines
 
 
-def git_repository_lines(obj: Mapping[str, Any]) -> list[str]:
+def _repository_lines(
+    kind: str, obj: Mapping[str, Any], refs: Sequence[tuple[str, str]], *, origin: bool
+) -> list[str]:
+    """A repository source's section: the first of `refs` ((spec.ref field, label), in flux's
+    precedence) that is set is shown."""
     spec = _spec(obj)
-    lines = [*_named("GitRepository", obj), _field("URL", spec.get("url"))]
+    lines = [*_named(kind, obj), _field("URL", spec.get("url"))]
     ref = spec.get("ref")
     if isinstance(ref, Mapping):
-        if ref.get("tag"):
-            lines.append(_field("Tag", ref["tag"]))
-        elif ref.get("semver"):
-            lines.append(_field("Tag", ref["semver"]))
-        elif ref.get("branch"):
-            lines.append(_field("Branch", ref["branch"]))
-    return [*lines, *_revision_lines(obj, origin=False), *_ready_lines(obj, failures=True)]
+        shown = next(((label, ref[key]) for key, label in refs if ref.get(key)), None)
+        if shown is not None:
+            lines.append(_field(*shown))
+    return [*lines, *_revision_lines(obj, origin=origin), *_ready_lines(obj, failures=True)]
+
+
+def git_repository_lines(obj: Mapping[str, Any]) -> list[str]:
+    refs = (("tag", "Tag"), ("semver", "Tag"), ("branch", "Branch"))
+    return _repository_lines("GitRepository", obj, refs, origin=False)
 
 
 def oci_repository_lines(obj: Mapping[str, Any]) -> list[str]:
-    spec = _spec(obj)
-    lines = [*_named("OCIRepository", obj), _field("URL", spec.get("url"))]
-    ref = spec.get("ref")
-    if isinstance(ref, Mapping):
-        if ref.get("tag"):
-            lines.append(_field("Tag", ref["tag"]))
-        elif ref.get("semver"):
-            lines.append(_field("Tag", ref["semver"]))
-        elif ref.get("digest"):
-            lines.append(_field("Digest", ref["digest"]))
-    return [*lines, *_revision_lines(obj, origin=True), *_ready_lines(obj, failures=True)]
+    refs = (("tag", "Tag"), ("semver", "Tag"), ("digest", "Digest"))
+    return _repository_lines("OCIRepository", obj, refs, origin=True)
 
 
 def external_artifact_lines(obj: Mapping[str, Any]) -> list[str]:
