@@ -2,34 +2,58 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from tidal import __version__
-from tidal.cli.bootstrap import bootstrap_group
-from tidal.cli.build import build
-from tidal.cli.check import check
-from tidal.cli.completion import completion
-from tidal.cli.controller import controller
-from tidal.cli.create import create
-from tidal.cli.delete import delete
-from tidal.cli.diff import diff
-from tidal.cli.events import events
-from tidal.cli.export import export
-from tidal.cli.get import get
-from tidal.cli.install import install
 from tidal.cli.options import GlobalOptions, root_flags
-from tidal.cli.reconcile import reconcile
-from tidal.cli.stats import stats
-from tidal.cli.suspend import resume, suspend
-from tidal.cli.trace import trace
-from tidal.cli.tree import tree
-from tidal.cli.uninstall import uninstall
-from tidal.cli.version import version
+
+# Each command's module, imported only when the command runs (or help lists it): the controller
+# and the Git, kustomize and SOPS stacks take half a second to import, which every `tidal get`
+# would otherwise pay.
+COMMANDS: dict[str, str] = {
+    "version": "tidal.cli.version:version",
+    "controller": "tidal.cli.controller:controller",
+    "install": "tidal.cli.install:install",
+    "bootstrap": "tidal.cli.bootstrap:bootstrap_group",
+    "uninstall": "tidal.cli.uninstall:uninstall",
+    "check": "tidal.cli.check:check",
+    "create": "tidal.cli.create:create",
+    "get": "tidal.cli.get:get",
+    "suspend": "tidal.cli.suspend:suspend",
+    "resume": "tidal.cli.suspend:resume",
+    "delete": "tidal.cli.delete:delete",
+    "export": "tidal.cli.export:export",
+    "reconcile": "tidal.cli.reconcile:reconcile",
+    "build": "tidal.cli.build:build",
+    "diff": "tidal.cli.diff:diff",
+    "events": "tidal.cli.events:events",
+    "tree": "tidal.cli.tree:tree",
+    "trace": "tidal.cli.trace:trace",
+    "stats": "tidal.cli.stats:stats",
+    "completion": "tidal.cli.completion:completion",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
 
 __all__ = ["GlobalOptions", "cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="tidal", message="%(prog)s %(version)s")
 @root_flags
 @click.pass_context
@@ -45,31 +69,6 @@ def cli(
     if kubeconfig and ":" in kubeconfig:
         kubeconfig = None
     ctx.obj = GlobalOptions(kubeconfig, context, namespace, timeout)
-
-
-for command in (
-    version,
-    controller,
-    install,
-    bootstrap_group,
-    uninstall,
-    check,
-    create,
-    get,
-    suspend,
-    resume,
-    delete,
-    export,
-    reconcile,
-    build,
-    diff,
-    events,
-    tree,
-    trace,
-    stats,
-    completion,
-):
-    cli.add_command(command)
 
 
 def main() -> None:
