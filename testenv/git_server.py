@@ -6,7 +6,8 @@ The HTTP server is a small Python front for the CGI program /usr/lib/git-core/gi
   (libgit2 rejects HTTP/1.0-style close-delimited bodies).
 - TLS with a throwaway CA generated per instance (server cert for IP:127.0.0.1 and DNS:localhost),
   or plain HTTP.
-- Basic auth and/or bearer-token auth; a 401 with WWW-Authenticate when missing or wrong.
+- Basic auth and/or bearer-token auth; a 401 with WWW-Authenticate when missing or wrong;
+  `password_check` accepts further basic credentials (tokens from a fake issuer).
 - Per-repository counters that tell ref advertisements (GET info/refs), protocol v2 ls-refs and
   pack fetches (POST git-upload-pack carrying wants) apart, so tests can prove no clone happened.
 - stop() and start() again on the same port; error injection for flaky-server tests.
@@ -264,14 +265,20 @@ class _Handler(BaseHTTPRequestHandler):
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
         value = value.strip()
-        if scheme == "basic" and owner.username is not None and owner.password is not None:
+        basic_configured = owner.username is not None and owner.password is not None
+        if scheme == "basic" and (basic_configured or owner.password_check is not None):
             try:
                 user, _, password = base64.b64decode(value).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 return False, None, None
-            if hmac.compare_digest(user, owner.username) and hmac.compare_digest(
-                password, owner.password
+            if (
+                owner.username is not None
+                and owner.password is not None
+                and hmac.compare_digest(user, owner.username)
+                and hmac.compare_digest(password, owner.password)
             ):
+                return True, user, "Basic"
+            if owner.password_check is not None and owner.password_check(user, password):
                 return True, user, "Basic"
         if (
             scheme == "bearer"
@@ -604,6 +611,9 @@ class GitHTTPServer:
             self.workdir / "client-key.pem", self.client_cert.key_pem
         )
         self.client_cert_required = client_cert_required
+        # Extra basic-auth credentials judged by the test (e.g. short-lived tokens an issuer
+        # hands out): called with (user, password) when the fixed pair does not match.
+        self.password_check: Callable[[str, str], bool] | None = None
 
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
@@ -739,7 +749,11 @@ class GitHTTPServer:
 
     @property
     def auth_required(self) -> bool:
-        return (self.username is not None and self.password is not None) or self.token is not None
+        return (
+            (self.username is not None and self.password is not None)
+            or self.token is not None
+            or self.password_check is not None
+        )
 
     # -- repositories --------------------------------------------------------------------------
 

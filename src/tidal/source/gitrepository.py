@@ -4,7 +4,8 @@
    missing; a suspended object is left alone
 1. Reconciling "reconciliation in progress" (or "processing object: new generation a -> b")
 2. storage: garbage-collect old artifacts; forget a recorded artifact whose file is gone
-3. source: credentials from secretRef/proxySecretRef; the included GitRepositories' artifacts
+3. source: credentials from secretRef/proxySecretRef (with spec.provider github, a GitHub
+   App installation token, cached until it nears expiry); the included GitRepositories' artifacts
    (IncludeUnavailable while one is missing); the cheap remote check (ls-remote) when an
    artifact exists, ending the reconcile early with no fetch when the remote revision, the
    content-affecting settings and the included artifacts are unchanged; otherwise fetch into a
@@ -89,9 +90,11 @@ from tidal.source.archive import (
     safe_extract,
 )
 from tidal.source.git import client as git
+from tidal.source.git import github_app
 from tidal.source.git.auth import AuthOptions, ProxyOptions
 from tidal.source.git.commit import Commit
 from tidal.source.git.errors import GitError, InvalidURLError, VerificationError
+from tidal.source.git.github_app import INVALID_PROVIDER_CONFIGURATION, AppTokens
 from tidal.source.git.refs import Ref
 from tidal.source.git.sparse import SparseSelection, missing_message
 from tidal.source.git.submodules import checkout_submodules
@@ -116,6 +119,9 @@ COPY_FAILURE = "CopyFailure"
 INCLUDE_CHANGE_MESSAGE = "included artifacts differ from last observed includes"
 
 _INCLUDED_DIR_MODE = 0o40750
+
+GENERIC_PROVIDER = "generic"
+GITHUB_PROVIDER = "github"
 
 
 class _Stop(Exception):
@@ -367,6 +373,9 @@ class GitRepositoryReconciler:
         self.events = events
         self.settings = settings
         self.archiver = Archiver(digest_algorithm=settings.digest_algorithm)
+        # One cache for the controller, as Flux's token cache: objects on the same GitHub App
+        # share its installation token until it nears expiry.
+        self.github_tokens = AppTokens()
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -473,7 +482,8 @@ class GitRepositoryReconciler:
 
     async def _auth(self, obj: GitRepository) -> AuthOptions:
         spec, ns = obj.spec, obj.metadata.namespace
-        if spec.provider not in (None, "generic"):
+        provider = spec.provider or GENERIC_PROVIDER
+        if provider not in (GENERIC_PROVIDER, GITHUB_PROVIDER):
             message = f"spec.provider '{spec.provider}' not supported by tidal yet"
             raise _Stop(Stalling("UnsupportedConfiguration", message))
         try:
@@ -485,7 +495,7 @@ class GitRepositoryReconciler:
                 proxy = ProxyOptions.from_secret(
                     await self._secret_data(ns, spec.proxy_secret_ref.name)
                 )
-            return AuthOptions.from_secret(
+            auth = AuthOptions.from_secret(
                 spec.url,
                 data,
                 proxy=proxy,
@@ -498,6 +508,46 @@ class GitRepositoryReconciler:
             message = f"failed to get secret: {e}" if isinstance(e, ApiError) else str(e)
             conditions.mark_true(obj, FETCH_FAILED, AUTHENTICATION_FAILED, message)
             raise _Stop(Failed(AUTHENTICATION_FAILED, message)) from None
+        if provider == GITHUB_PROVIDER:
+            return await self._github_app_auth(obj, data, auth)
+        if spec.secret_ref is not None and github_app.has_app_data(data):
+            message = (
+                f"secretRef '{ns}/{spec.secret_ref.name}' has github app data but provider is "
+                "not set to github"
+            )
+            raise self._invalid_provider(obj, Failed(INVALID_PROVIDER_CONFIGURATION, message))
+        return auth
+
+    async def _github_app_auth(
+        self, obj: GitRepository, data: Mapping[str, bytes], auth: AuthOptions
+    ) -> AuthOptions:
+        """The installation token of the Secret's GitHub App as Git's basic-auth password
+        (Flux's GitProviderGitHub branch of getAuthOpts)."""
+        ref = obj.spec.secret_ref
+        if ref is None:
+            # Only a spec change can fix it.
+            stall = Stalling(INVALID_PROVIDER_CONFIGURATION, github_app.MISSING_APP_DATA)
+            raise self._invalid_provider(obj, stall)
+        try:
+            app_data = github_app.app_data_from_secret(data, f"{obj.metadata.namespace}/{ref.name}")
+        except GitError as e:
+            raise self._invalid_provider(obj, Failed(e.reason, str(e))) from None
+        if app_data is None:
+            missing = Failed(INVALID_PROVIDER_CONFIGURATION, github_app.MISSING_APP_DATA)
+            raise self._invalid_provider(obj, missing)
+        try:
+            app = github_app.App.from_data(app_data)
+            username, password = await self.github_tokens.credentials(app, auth)
+        except GitError as e:
+            message = f"failed to configure authentication options: {e}"
+            conditions.mark_true(obj, FETCH_FAILED, AUTHENTICATION_FAILED, message)
+            raise _Stop(Failed(AUTHENTICATION_FAILED, message)) from None
+        return auth.with_basic_auth(username, password)
+
+    @staticmethod
+    def _invalid_provider(obj: GitRepository, outcome: Failed | Stalling) -> _Stop:
+        conditions.mark_true(obj, FETCH_FAILED, outcome.reason, outcome.message)
+        return _Stop(outcome)
 
     def _include_unavailable(self, obj: GitRepository, reason: str, message: str) -> _Stop:
         conditions.mark_true(obj, INCLUDE_UNAVAILABLE, reason, message)

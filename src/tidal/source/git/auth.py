@@ -12,6 +12,10 @@
 - `ca.crt`, or the legacy `caFile` when `ca.crt` is empty; `tls.crt` + `tls.key` for a
   client certificate, both or neither.
 
+The GitHub App keys (`githubApp*`) are ignored here: `spec.provider: github` turns them into
+credentials (tidal.source.git.github_app), which `with_basic_auth` then puts in place of the
+Secret's, as Flux's provider credentials replace its.
+
 The dataclasses never show a credential: their repr says only which fields are set, and
 `secrets()` lists the values every error message is scrubbed of.
 """
@@ -19,7 +23,7 @@ The dataclasses never show a credential: their repr says only which fields are s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from urllib.parse import urlsplit
 
 from tidal.source.git.errors import AuthOptionsError, redact_url
@@ -185,6 +189,23 @@ class AuthOptions:
             raise AuthOptionsError(
                 "invalid TLS client certificate: 'tls.crt' and 'tls.key' must both be set"
             )
+
+    def with_basic_auth(self, username: str, password: str) -> AuthOptions:
+        """These options with a provider's credentials in place of the Secret's (a bearer token
+        is dropped, as Flux's provider credentials reset it)."""
+        return replace(self, username=username, password=password, bearer_token="")
+
+    def transport_only(self, transport: str) -> AuthOptions:
+        """Only the trust, client certificate, proxy and timeout, for another endpoint of the
+        same provider (an API): no Git credential goes there."""
+        return AuthOptions(
+            transport=transport,
+            ca=self.ca,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+            proxy=self.proxy,
+            timeout=self.timeout,
+        )
 
     def secrets(self) -> list[str | bytes]:
         """Values no message may contain."""
