@@ -137,6 +137,12 @@ async def test_wrong_password_fails_and_keeps_the_last_artifact(
     fetch_failed = condition(obj, "FetchFailed")
     assert fetch_failed["status"] == "True"
     assert fetch_failed["reason"] == "GitOperationFailed"
+    # Flux's words, which users' alerts match on.
+    repo_url = git_https.url_for(repo.name)
+    assert fetch_failed["message"].startswith(
+        f"failed to checkout and determine revision: unable to clone '{repo_url}': "
+        "authentication required"
+    )
     assert git_https.password not in str(obj)
     assert "not-the-password" not in str(obj)
     # The last good artifact stays recorded and served.
@@ -601,3 +607,22 @@ async def test_include_of_a_missing_source_waits_and_a_path_outside_is_refused(
     assert "outside the artifact root" in failed["message"]
     assert condition(obj, "Ready")["reason"] == "IllegalPath"
     assert "artifact" not in obj["status"]
+
+
+async def test_a_missing_branch_fails_with_flux_s_message(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    git_https: GitHTTPServer,
+    git_repo: Any,
+) -> None:
+    repo = git_repo(files={"a.yaml": "a: 1\n"})
+    await git_source(kube, namespace, "app", git_https, repo, ref={"branch": "invalid"})
+    obj = await wait_for(kube, namespace, "app", condition_is("Ready", "False"), "fail", controller)
+    ready = condition(obj, "Ready")
+    assert ready["reason"] == "GitOperationFailed"
+    assert ready["message"] == (
+        "failed to checkout and determine revision: unable to clone "
+        f"'{git_https.url_for(repo.name)}': couldn't find remote ref \"refs/heads/invalid\""
+    )

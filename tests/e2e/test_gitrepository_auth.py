@@ -384,7 +384,9 @@ async def test_proxy_secret_ref_tunnels_through_the_proxy_and_a_wrong_password_f
     assert refused and all(t.target == target for t in refused)
     fetch_failed = condition(bad, "FetchFailed")
     assert fetch_failed["reason"] == "GitOperationFailed"
-    assert fetch_failed["message"].startswith(f"unable to clone '{url}': ")
+    assert fetch_failed["message"].startswith(
+        f"failed to checkout and determine revision: unable to clone '{url}': "
+    )
     assert "407 Proxy Authentication Required" in fetch_failed["message"]
     await assert_nothing_leaked(kube, namespace, controller, [wrong, proxy.password])
 
@@ -454,7 +456,9 @@ async def test_tls_client_certificate_against_a_server_requiring_one(
     )
     fetch_failed = condition(bad, "FetchFailed")
     assert fetch_failed["reason"] == "GitOperationFailed"
-    assert fetch_failed["message"].startswith(f"unable to clone '{url}': ")
+    assert fetch_failed["message"].startswith(
+        f"failed to checkout and determine revision: unable to clone '{url}': "
+    )
     assert mtls_git.tls_failures >= 1
     await assert_nothing_leaked(kube, namespace, controller, key_lines(key))
 
@@ -501,5 +505,8 @@ async def test_timeout_against_a_silent_server_while_others_keep_going(
     assert timeout - 0.5 <= failed_at <= timeout + 5
     fetch_failed = condition(failed, "FetchFailed")
     assert fetch_failed["reason"] == "GitOperationFailed"
-    assert fetch_failed["message"] == f"fetching '{silent_url}' timed out after 3s"
+    assert (
+        fetch_failed["message"]
+        == f"failed to checkout and determine revision: fetching '{silent_url}' timed out after 3s"
+    )
     assert condition(failed, "Ready")["status"] == "False"

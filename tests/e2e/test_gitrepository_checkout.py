@@ -270,7 +270,9 @@ async def test_submodules_are_fetched_with_the_parents_credentials_at_their_pins
     )
     fetch_failed = condition(obj, "FetchFailed")
     assert fetch_failed["reason"] == "GitOperationFailed"
-    assert fetch_failed["message"].startswith("submodule 'libs/gone': unable to clone 'https://")
+    assert fetch_failed["message"].startswith(
+        "failed to checkout and determine revision: submodule 'libs/gone': unable to clone 'https://"
+    )
     assert "no-such-repo.git" in fetch_failed["message"]
     assert git_https.password and git_https.password not in str(obj)
     assert git_https.password not in controller.logs()
@@ -337,7 +339,9 @@ async def test_credentials_stay_on_their_origin_and_local_urls_need_the_flag(
         kube, namespace, "elsewhere", condition_is("FetchFailed"), "FetchFailed", controller
     )
     message = condition(obj, "FetchFailed")["message"]
-    assert message.startswith("submodule 's': unable to clone 'https://localhost:")
+    assert message.startswith(
+        "failed to checkout and determine revision: submodule 's': unable to clone 'https://localhost:"
+    )
     assert "authentication required: no credentials were given" in message
     tried = git_https.requests(sub.name)
     assert tried and all(r.user is None and r.status == 401 for r in tried)
@@ -346,7 +350,7 @@ async def test_credentials_stay_on_their_origin_and_local_urls_need_the_flag(
         kube, namespace, "local", condition_is("FetchFailed"), "FetchFailed", controller
     )
     message = condition(obj, "FetchFailed")["message"]
-    assert message.startswith("submodule 's': url '")
+    assert message.startswith("failed to checkout and determine revision: submodule 's': url '")
     assert message.endswith("only reads when started with --allow-file-urls")
     assert "artifact" not in obj["status"]
 

@@ -119,6 +119,7 @@ COPY_FAILURE = "CopyFailure"
 INCLUDE_CHANGE_MESSAGE = "included artifacts differ from last observed includes"
 
 _INCLUDED_DIR_MODE = 0o40750
+CHECKOUT_FAILED_PREFIX = "failed to checkout and determine revision: "
 
 GENERIC_PROVIDER = "generic"
 GITHUB_PROVIDER = "github"
@@ -659,6 +660,14 @@ class GitRepositoryReconciler:
             )
             checkout = await self._checkout(obj, commit, auth)
         except GitError as e:
+            # Flux's words for everything its checkout does (list, clone, submodules); users'
+            # alerts match on them.
+            message = f"{CHECKOUT_FAILED_PREFIX}{e}"
+            conditions.mark_true(obj, FETCH_FAILED, e.reason, message)
+            raise _Stop(Failed(e.reason, message)) from None
+        try:
+            await self._check_sparse(obj, checkout)
+        except GitError as e:
             conditions.mark_true(obj, FETCH_FAILED, e.reason, str(e))
             raise _Stop(Failed(e.reason, str(e))) from None
         conditions.delete(obj, FETCH_FAILED)
@@ -678,8 +687,7 @@ class GitRepositoryReconciler:
 
     async def _checkout(self, obj: GitRepository, commit: Commit, auth: AuthOptions) -> Checkout:
         """The fetched commit as the artifact will hold it: with its submodules when
-        spec.recurseSubmodules asks for them, and with every spec.sparseCheckout path there
-        (Flux checks them right after its checkout, before verifying signatures)."""
+        spec.recurseSubmodules asks for them (only those inside spec.sparseCheckout)."""
         spec = obj.spec
         mirror = self._mirror_dir(obj)
         sparse = SparseSelection.from_spec(spec.sparse_checkout)
@@ -693,17 +701,22 @@ class GitRepositoryReconciler:
                 allow_file=self.settings.allow_file_urls,
                 sparse=sparse,
             )
-        if sparse is not None:
-            selection = sparse
-
-            def first_missing() -> str | None:
-                with GitTree.of(checkout) as tree:
-                    return selection.first_missing(tree.exists)
-
-            missing = await asyncio.to_thread(first_missing)
-            if missing is not None:
-                raise GitError(missing_message(missing))
         return checkout
+
+    async def _check_sparse(self, obj: GitRepository, checkout: Checkout) -> None:
+        """Every spec.sparseCheckout path exists (Flux checks them right after its checkout,
+        before verifying signatures, with a message of their own)."""
+        selection = SparseSelection.from_spec(obj.spec.sparse_checkout)
+        if selection is None:
+            return
+
+        def first_missing() -> str | None:
+            with GitTree.of(checkout) as tree:
+                return selection.first_missing(tree.exists)
+
+        missing = await asyncio.to_thread(first_missing)
+        if missing is not None:
+            raise GitError(missing_message(missing))
 
     async def _verify(self, obj: GitRepository, commit: Commit) -> None:
         verify = obj.spec.verify
