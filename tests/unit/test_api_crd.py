@@ -61,6 +61,10 @@ FLUX_FILES = {
         flux_reference.SOURCE_CONTROLLER,
         "source.toolkit.fluxcd.io_gitrepositories.yaml",
     ),
+    "HelmRepository": (
+        flux_reference.SOURCE_CONTROLLER,
+        "source.toolkit.fluxcd.io_helmrepositories.yaml",
+    ),
     "Kustomization": (
         flux_reference.KUSTOMIZE_CONTROLLER,
         "kustomize.toolkit.fluxcd.io_kustomizations.yaml",

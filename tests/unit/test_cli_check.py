@@ -157,13 +157,19 @@ def _crd(name: str, stored: list[str], established: str = "True") -> dict[str, A
 
 def test_crds_are_listed_with_their_last_stored_version_and_gaps_fail() -> None:
     git = "gitrepositories.source.toolkit.fluxcd.io"
+    helm = "helmrepositories.source.toolkit.fluxcd.io"
     ks = "kustomizations.kustomize.toolkit.fluxcd.io"
-    states = checks.crd_states([_crd(git, ["v1beta2", "v1"]), _crd(ks, ["v1"])])
-    assert [(s.ok, s.message) for s in states] == [(True, f"{git}/v1"), (True, f"{ks}/v1")]
+    states = checks.crd_states([_crd(git, ["v1beta2", "v1"]), _crd(helm, ["v1"]), _crd(ks, ["v1"])])
+    assert [(s.ok, s.message) for s in states] == [
+        (True, f"{git}/v1"),
+        (True, f"{helm}/v1"),
+        (True, f"{ks}/v1"),
+    ]
     states = checks.crd_states([_crd(git, []), _crd("other.example.com", ["v1"], "False")])
     assert [(s.ok, s.message) for s in states] == [
         (False, f"no stored versions for {git}"),
         (False, "other.example.com/v1 is not established"),
+        (False, f"{helm} not found"),
         (False, f"{ks} not found"),
     ]
 

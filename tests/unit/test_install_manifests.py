@@ -32,6 +32,7 @@ def test_export_prints_the_manifests_without_a_cluster() -> None:
     assert kinds == [
         "CustomResourceDefinition",
         "CustomResourceDefinition",
+        "CustomResourceDefinition",
         "Namespace",
         "ServiceAccount",
         "ClusterRole",
@@ -40,8 +41,9 @@ def test_export_prints_the_manifests_without_a_cluster() -> None:
         "Service",
         "Deployment",
     ]
-    assert [d["metadata"]["name"] for d in docs[:2]] == [
+    assert [d["metadata"]["name"] for d in docs[:3]] == [
         "gitrepositories.source.toolkit.fluxcd.io",
+        "helmrepositories.source.toolkit.fluxcd.io",
         "kustomizations.kustomize.toolkit.fluxcd.io",
     ]
     image = docs[-1]["spec"]["template"]["spec"]["containers"][0]["image"]

@@ -89,6 +89,17 @@ KINDS: tuple[Kind, ...] = (
         annotations=_NO_SUBSTITUTE,
     ),
     Kind(
+        group=source.GROUP,
+        version=source.VERSION,
+        kind=source.HELM_REPOSITORY_KIND,
+        plural="helmrepositories",
+        model=source.HelmRepository,
+        short_names=("helmrepo",),
+        categories=("all", "fluxcd", "fluxcd-sources"),
+        columns=(PrinterColumn("URL", ".spec.url"), *READY_COLUMNS),
+        annotations=_NO_SUBSTITUTE,
+    ),
+    Kind(
         group=kustomize.GROUP,
         version=kustomize.VERSION,
         kind=kustomize.KUSTOMIZATION_KIND,

@@ -1,7 +1,8 @@
 """source.toolkit.fluxcd.io: where cluster state comes from.
 
-GitRepository v1 mirrors Flux's field for field (source-controller v1.10): the same names,
-defaults, patterns, enums and CEL rule, so manifests written for Flux validate the same way.
+GitRepository and HelmRepository v1 mirror Flux's field for field (source-controller v1.10): the
+same names, defaults, patterns, enums and CEL rules, so manifests written for Flux validate the
+same way.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ VERSION: Final = "v1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
 
 GIT_REPOSITORY_KIND: Final = "GitRepository"
+HELM_REPOSITORY_KIND: Final = "HelmRepository"
 SOURCE_FINALIZER: Final = "finalizers.fluxcd.io"
 
 # Condition types owned by sources.
@@ -38,6 +40,7 @@ EMPTY_GIT_REPOSITORY: Final = "EmptyGitRepository"
 NEW_REVISION: Final = "NewRevision"
 ARTIFACT_UP_TO_DATE: Final = "ArtifactUpToDate"
 NEW_ARTIFACT: Final = "NewArtifact"
+INDEXATION_FAILED: Final = "IndexationFailed"
 
 REVISION_ANNOTATION: Final = f"{GROUP}/revision"
 DIGEST_ANNOTATION: Final = f"{GROUP}/digest"
@@ -207,3 +210,135 @@ class GitRepository(Model, omit_defaults=False):
     kind: str = GIT_REPOSITORY_KIND
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
     status: GitRepositoryStatus = msgspec.field(default_factory=GitRepositoryStatus)
+
+
+# -- HelmRepository --------------------------------------------------------------------------------
+
+HELM_REPOSITORY_TYPE_DEFAULT: Final = "default"
+HELM_REPOSITORY_TYPE_OCI: Final = "oci"
+
+
+class NamespaceSelector(Model):
+    """The namespaces an access-control entry admits; empty matchLabels admit every one."""
+
+    match_labels: Annotated[
+        dict[str, str],
+        field("Labels a namespace must carry, all of them (as a label selector's matchLabels)."),
+    ] = {}
+
+
+class AccessFrom(Model):
+    """Which namespaces may refer to this object (provisional in Flux, not enforced)."""
+
+    namespace_selectors: Annotated[
+        list[NamespaceSelector],
+        field("The namespaces allowed to refer to this object; any one selector suffices."),
+    ]
+
+
+class HelmRepositorySpec(Model):
+    """The desired state of a Helm repository: an HTTP/S index to fetch, or an OCI registry
+    address HelmCharts pull from."""
+
+    url: Annotated[
+        str,
+        field(
+            "The repository address: http(s):// for an index, oci:// for a registry.",
+            pattern=r"^(http|https|oci)://.*$",
+        ),
+    ]
+    secret_ref: Annotated[
+        LocalObjectReference | None,
+        field(
+            "A Secret with username/password for basic auth (or a dockerconfigjson for oci); "
+            "its certFile/keyFile/caFile keys are deprecated in favour of certSecretRef."
+        ),
+    ] = None
+    cert_secret_ref: Annotated[
+        LocalObjectReference | None,
+        field(
+            "A Secret (Opaque or kubernetes.io/tls) with tls.crt and tls.key for client "
+            "certificate auth and/or ca.crt to trust; wins over secretRef's TLS keys."
+        ),
+    ] = None
+    pass_credentials: Annotated[
+        bool,
+        field(
+            "Send the secretRef credentials also to hosts other than the URL's, e.g. chart "
+            "URLs in the index on another host. A man-in-the-middle could steal them."
+        ),
+    ] = False
+    interval: Annotated[
+        str,
+        field(
+            "How often to fetch the index; 1m when unset. Not used for oci.",
+            pattern=DURATION_PATTERN,
+        ),
+    ] = ""
+    insecure: Annotated[bool, field("Allow a plain-HTTP registry (oci only).")] = False
+    timeout: Annotated[
+        str,
+        field(
+            "The time limit of the index fetch, and of HelmCharts' OCI operations; 60s when unset.",
+            pattern=DURATION_NO_HOURS_PATTERN,
+        ),
+    ] = ""
+    suspend: Annotated[bool, field("Stop reconciling this source until set back to false.")] = False
+    access_from: Annotated[
+        AccessFrom | None,
+        field("Namespaces allowed to refer to this object (provisional, not enforced)."),
+    ] = None
+    type: Annotated[
+        Literal["default", "oci"] | None,
+        field("default for an HTTP/S index; oci for a registry (the URL must start with oci://)."),
+    ] = None
+    provider: Annotated[
+        Literal["generic", "aws", "azure", "gcp"],
+        field(
+            "How to authenticate to an oci registry: generic uses secretRef, the others the "
+            "cloud's identity.",
+            extra={"default": "generic"},
+        ),
+    ] = "generic"
+
+
+# Flux's defaults for the optional durations (HelmRepository.GetRequeueAfter/GetTimeout).
+HELM_REPOSITORY_DEFAULT_INTERVAL: Final = "1m"
+HELM_REPOSITORY_DEFAULT_TIMEOUT: Final = "60s"
+
+
+class HelmRepositoryStatus(Model):
+    """What the controller last observed and produced."""
+
+    observed_generation: Annotated[
+        int,
+        field("The generation last reconciled to a final state.", extra={"format": "int64"}),
+    ] = -1
+    conditions: Annotated[list[Condition], field("The observed state, one aspect each.")] = []
+    url: Annotated[
+        str,
+        field(
+            "A stable address of the latest index artifact (best effort; status.artifact is exact)."
+        ),
+    ] = ""
+    artifact: Annotated[
+        Artifact | None, field("The artifact of the last successful reconciliation.")
+    ] = None
+    last_handled_reconcile_at: Annotated[
+        str, field("The last reconcile.fluxcd.io/requestedAt value acted on.")
+    ] = ""
+
+
+class HelmRepository(Model, omit_defaults=False):
+    """A Helm chart repository: its index fetched into an artifact, or an OCI registry address."""
+
+    spec: HelmRepositorySpec
+
+    api_version: str = API_VERSION
+    kind: str = HELM_REPOSITORY_KIND
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    status: HelmRepositoryStatus = msgspec.field(default_factory=HelmRepositoryStatus)
+
+    @property
+    def is_oci(self) -> bool:
+        return self.spec.type == HELM_REPOSITORY_TYPE_OCI

@@ -32,6 +32,9 @@ from tidal.runtime.informer import Informer, collection_path, lean
 from tidal.runtime.jitter import IntervalJitter
 from tidal.runtime.manager import Manager, ManagerOptions
 from tidal.source.gitrepository import GitRepositoryReconciler, Settings, include_watch
+from tidal.source.helm.index import DEFAULT_MAX_INDEX_SIZE
+from tidal.source.helmrepository import HelmRepositoryReconciler
+from tidal.source.helmrepository import Settings as HelmRepositorySettings
 from tidal.source.server import artifact_app
 from tidal.source.storage import Storage, advertised_address
 
@@ -128,6 +131,13 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--artifact-retention-records", default=2, show_default=True, type=click.IntRange(1))
 @click.option("--artifact-digest-algo", default="sha256", show_default=True)
 @click.option(
+    "--helm-index-max-size",
+    default=DEFAULT_MAX_INDEX_SIZE,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The max allowed size in bytes of a Helm repository index file.",
+)
+@click.option(
     "--allow-file-urls",
     is_flag=True,
     help="Accept file:// GitRepository URLs (off: a tenant could read the node's disk).",
@@ -190,7 +200,8 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
 )
 @click.pass_obj
 def controller(obj: Any, /, **flags: Any) -> None:
-    """Run tidal's controllers in the foreground (GitRepository and Kustomization)."""
+    """Run tidal's controllers in the foreground (GitRepository, HelmRepository and
+    Kustomization)."""
     logs.configure(flags["log_level"], flags["log_encoding"])
     Path(flags["storage_path"]).mkdir(parents=True, exist_ok=True)
     try:
@@ -262,6 +273,33 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
     # A new artifact wakes the GitRepositories that include it (Flux's include watch).
     informer.add_handler(on_update=include_watch(informer.list, git_controller.enqueue))
     manager.add(git_controller)
+
+    helm_reconciler = HelmRepositoryReconciler(
+        kube,
+        storage,
+        events,
+        HelmRepositorySettings(max_index_size=flags["helm_index_max_size"]),
+    )
+    helm_informer = Informer(
+        kube,
+        collection_path("source.toolkit.fluxcd.io/v1", "helmrepositories", namespace),
+        label_selector=flags["watch_label_selector"],
+        transform=lean,
+        name="helmrepository",
+    )
+    manager.add(
+        Controller(
+            "helmrepository",
+            "HelmRepository",
+            helm_informer,
+            helm_reconciler.reconcile,
+            metrics=manager.registry,
+            concurrency=flags["concurrent"],
+            min_retry_delay=flags["min_retry_delay"],
+            max_retry_delay=flags["max_retry_delay"],
+            jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+        )
+    )
 
     ks_events = EventRecorder(kube, "kustomize-controller")
     cache_dir = Path(flags["artifact_cache_path"] or tempfile.mkdtemp(prefix="tidal-artifacts-"))
@@ -341,6 +379,7 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         manager.on_stop.append(drift.close)
     manager.serve(artifact_app(storage), flags["storage_addr"])
     manager.on_stop += [
+        helm_reconciler.close,
         events.close,
         ks_events.close,
         ks_reconciler.close,

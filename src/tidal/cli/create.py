@@ -81,6 +81,16 @@ def create_source() -> None:
     """Create or update sources."""
 
 
+def _add_helm() -> None:
+    # Imported here: create_helm reuses this module's Secret upsert.
+    from tidal.cli.create_helm import create_source_helm
+
+    create_source.add_command(create_source_helm)
+
+
+_add_helm()
+
+
 @create.group("secret")
 def create_secret() -> None:
     """Create or update Kubernetes secrets for Flux sources."""

@@ -1,11 +1,11 @@
-"""`tidal delete source git|kustomization NAME`: delete after a confirmation, as flux does."""
+"""`tidal delete source git|helm|kustomization NAME`: delete after a confirmation, as flux does."""
 
 from __future__ import annotations
 
 import click
 
 from tidal.cli.cluster import Session, api_error, get_object, run
-from tidal.cli.objects import GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
+from tidal.cli.objects import GIT_REPOSITORY, HELM_REPOSITORY, KUSTOMIZATION, ObjectKind
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import log
 from tidal.kube.client import ApiError
@@ -57,6 +57,18 @@ def delete_source() -> None:
 def delete_source_git(ctx: click.Context, name: str | None, silent: bool) -> None:
     """Delete a GitRepository source."""
     delete_object(ctx, GIT_REPOSITORY, name, silent)
+
+
+@delete_source.command("helm")
+@click.argument("name", required=False)
+@click.option(
+    "-s", "--silent", is_flag=True, help="Delete the resource without asking for confirmation."
+)
+@global_flags
+@click.pass_context
+def delete_source_helm(ctx: click.Context, name: str | None, silent: bool) -> None:
+    """Delete a HelmRepository source."""
+    delete_object(ctx, HELM_REPOSITORY, name, silent)
 
 
 @delete.command("kustomization")

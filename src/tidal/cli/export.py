@@ -10,7 +10,7 @@ import click
 
 from tidal.cli import render
 from tidal.cli.cluster import Session, api_error, get_object, list_objects, run
-from tidal.cli.objects import BY_KIND, GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
+from tidal.cli.objects import BY_KIND, GIT_REPOSITORY, HELM_REPOSITORY, KUSTOMIZATION, ObjectKind
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import stdout
 from tidal.kube.client import ApiError
@@ -120,6 +120,19 @@ def export_source_git(
 ) -> None:
     """Export GitRepository sources in YAML format."""
     export_objects(ctx, GIT_REPOSITORY, name, all_, with_credentials)
+
+
+@export_source.command("helm")
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Select all resources.")
+@click.option("--with-credentials", is_flag=True, help="Include credential secrets.")
+@global_flags
+@click.pass_context
+def export_source_helm(
+    ctx: click.Context, name: str | None, all_: bool, with_credentials: bool
+) -> None:
+    """Export HelmRepository sources in YAML format."""
+    export_objects(ctx, HELM_REPOSITORY, name, all_, with_credentials)
 
 
 @export.command("kustomization")

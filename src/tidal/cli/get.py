@@ -19,7 +19,7 @@ import click
 from tidal.cli import readiness, table
 from tidal.cli.cluster import Session, api_error, escape_field_value, list_objects, run
 from tidal.cli.kustomization import source_column
-from tidal.cli.objects import GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
+from tidal.cli.objects import GIT_REPOSITORY, HELM_REPOSITORY, KUSTOMIZATION, ObjectKind, is_static
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import log, stdout
 from tidal.kube import labels
@@ -70,8 +70,12 @@ def _title_bool(value: Any) -> str:
 
 
 def _status_columns(obj: Mapping[str, Any], revision: str) -> list[str]:
-    """REVISION, SUSPENDED, READY and MESSAGE, long hex strings shortened as flux does."""
-    ready, message = ready_and_message(obj)
+    """REVISION, SUSPENDED, READY and MESSAGE, long hex strings shortened as flux does. An oci
+    HelmRepository has no status to show: flux calls it ready."""
+    if is_static(obj):
+        ready, message = "True", "Helm repository is Ready"
+    else:
+        ready, message = ready_and_message(obj)
     suspended = _title_bool((obj.get("spec") or {}).get("suspend"))
     return [truncate_hex(revision), suspended, ready, truncate_hex(message)]
 
@@ -239,6 +243,7 @@ TABLES: Final[Mapping[str, KindTable]] = {
     t.kind.kind: t
     for t in (
         KindTable(GIT_REPOSITORY, SOURCE_HEADERS, source_row),
+        KindTable(HELM_REPOSITORY, SOURCE_HEADERS, source_row),
         KindTable(KUSTOMIZATION, ("Name", *_STATUS_HEADERS), kustomization_row),
     )
 }
@@ -416,6 +421,32 @@ def get_sources_git(
         )
 
     get_objects(ctx, GIT_REPOSITORY, name, all_namespaces, status_selector, label_selector, render)
+
+
+@get_sources_group.command("helm")
+@click.argument("name", required=False)
+@get_flags
+@global_flags
+@click.pass_context
+def get_sources_helm(
+    ctx: click.Context,
+    name: str | None,
+    all_namespaces: bool,
+    no_header: bool,
+    status_selector: str,
+    label_selector: str,
+) -> None:
+    """Get HelmRepository source statuses."""
+
+    def render(items: list[dict[str, Any]]) -> str:
+        return render_sources(
+            items,
+            all_namespaces=all_namespaces,
+            no_header=no_header,
+            status_selector=status_selector,
+        )
+
+    get_objects(ctx, HELM_REPOSITORY, name, all_namespaces, status_selector, label_selector, render)
 
 
 @get_sources_group.command("all")

@@ -23,6 +23,25 @@ def fetched_revision(obj: Mapping[str, Any]) -> str | None:
     return None if revision is None else f"fetched revision {revision}"
 
 
+def is_static(obj: Mapping[str, Any]) -> bool:
+    """An object flux treats as a data holder that is never reconciled: an oci HelmRepository."""
+    return (
+        obj.get("kind") == source.HELM_REPOSITORY_KIND
+        and (obj.get("spec") or {}).get("type") == source.HELM_REPOSITORY_TYPE_OCI
+    )
+
+
+def helm_repository_success(obj: Mapping[str, Any]) -> str | None:
+    """An oci HelmRepository reports its Ready message (empty without one), others their
+    revision."""
+    if is_static(obj):
+        for c in (obj.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "Ready":
+                return str(c.get("message", ""))
+        return ""
+    return fetched_revision(obj)
+
+
 def applied_revision(obj: Mapping[str, Any]) -> str | None:
     return f"applied revision {(obj.get('status') or {}).get('lastAppliedRevision') or ''}"
 
@@ -68,10 +87,13 @@ def _from_crd(
 
 
 GIT_REPOSITORY = _from_crd(source.GIT_REPOSITORY_KIND, "source git", source.GitRepositorySpec)
+HELM_REPOSITORY = _from_crd(
+    source.HELM_REPOSITORY_KIND, "source helm", source.HelmRepositorySpec, helm_repository_success
+)
 KUSTOMIZATION = _from_crd(
     kustomize.KUSTOMIZATION_KIND, "kustomization", kustomize.KustomizationSpec, applied_revision
 )
 
-_ALL = (GIT_REPOSITORY, KUSTOMIZATION)
+_ALL = (GIT_REPOSITORY, HELM_REPOSITORY, KUSTOMIZATION)
 BY_CLI_NAME: dict[str, ObjectKind] = {k.human: k for k in _ALL}
 BY_KIND: dict[str, ObjectKind] = {k.kind: k for k in _ALL}

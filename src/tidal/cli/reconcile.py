@@ -22,7 +22,14 @@ from tidal.api.meta import RECONCILE_REQUEST_ANNOTATION
 from tidal.cli import readiness
 from tidal.cli.cluster import Session, get_object, merge_patch, run
 from tidal.cli.kustomization import CLI_SOURCE_KINDS
-from tidal.cli.objects import BY_KIND, GIT_REPOSITORY, KUSTOMIZATION, ObjectKind
+from tidal.cli.objects import (
+    BY_KIND,
+    GIT_REPOSITORY,
+    HELM_REPOSITORY,
+    KUSTOMIZATION,
+    ObjectKind,
+    is_static,
+)
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import log
 from tidal.cli.wait import wait_for
@@ -86,7 +93,13 @@ async def request_and_wait(
 
 
 async def reconcile_in(s: Session, kind: ObjectKind, name: str) -> None:
-    obj = await _suspension_checked(s, kind, name)
+    obj = await get_object(s, kind, name)
+    if is_static(obj):
+        # flux checks this before suspension: an oci HelmRepository is never reconciled.
+        log.success("reconciliation not supported by the object")
+        return
+    if (obj.get("spec") or {}).get("suspend") is True:
+        raise CliError("resource is suspended")
     await request_and_wait(s, kind, name, readiness.last_handled(obj))
 
 
@@ -141,6 +154,15 @@ def reconcile_source() -> None:
 def reconcile_source_git(ctx: click.Context, name: str | None) -> None:
     """Trigger a reconciliation of a GitRepository source and wait for it to finish."""
     reconcile_object(ctx, GIT_REPOSITORY, name)
+
+
+@reconcile_source.command("helm")
+@click.argument("name", required=False)
+@global_flags
+@click.pass_context
+def reconcile_source_helm(ctx: click.Context, name: str | None) -> None:
+    """Trigger a reconciliation of a HelmRepository source and wait for it to finish."""
+    reconcile_object(ctx, HELM_REPOSITORY, name)
 
 
 @reconcile.command("kustomization")

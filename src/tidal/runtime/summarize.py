@@ -184,6 +184,34 @@ GIT_REPOSITORY_READY = ReadySummary(
 )
 
 
+HELM_REPOSITORY_READY = ReadySummary(
+    summarize=(
+        STORAGE_OPERATION_FAILED,
+        FETCH_FAILED,
+        ARTIFACT_OUTDATED,
+        ARTIFACT_IN_STORAGE,
+        STALLED,
+        RECONCILING,
+    ),
+    negative_polarity=(
+        STORAGE_OPERATION_FAILED,
+        FETCH_FAILED,
+        ARTIFACT_OUTDATED,
+        STALLED,
+        RECONCILING,
+    ),
+    owned=(
+        STORAGE_OPERATION_FAILED,
+        FETCH_FAILED,
+        ARTIFACT_OUTDATED,
+        ARTIFACT_IN_STORAGE,
+        READY,
+        RECONCILING,
+        STALLED,
+    ),
+)
+
+
 # --- finalisation ----------------------------------------------------------------------------
 
 

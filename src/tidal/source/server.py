@@ -2,7 +2,8 @@
 the address Flux's consumers expect (`--storage-addr`, default :9090).
 
 Only regular files inside the root are served: no directory listings, no symlinks followed out
-of the root, no lock or temporary files. Consumers verify the digest themselves, so no content
+of the root (a link inside it, such as a HelmRepository's `index.yaml`, is served), no lock or
+temporary files. Consumers verify the digest themselves, so no content
 negotiation or compression happens here.
 """
 
@@ -24,7 +25,8 @@ def artifact_app(storage: Storage) -> web.Application:
             local = storage.local_path(path)
         except StoragePathError:
             raise web.HTTPNotFound() from None
-        if not local.is_file() or local.is_symlink():
+        # local_path has already refused a link that resolves outside the root.
+        if not local.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(local, headers={"Content-Type": "application/octet-stream"})
 

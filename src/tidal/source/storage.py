@@ -238,6 +238,19 @@ class Storage:
             metadata=dict(metadata or {}),
         )
 
+    def symlink(self, path: str, name: str) -> str:
+        """Point `name`, beside the artifact file `path`, at it and return the link's URL (Flux's
+        Storage.Symlink, for a stable `status.url`). The link is relative and replaced
+        atomically, so readers never miss it."""
+        local = self.local_path(path)
+        link = local.parent / _component(name, "link name")
+        tmp = local.parent / f".{name}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(local.name)
+        tmp.replace(link)
+        return self.url_for(f"{posixpath.dirname(path)}/{name}")
+
     @contextlib.contextmanager
     def lock(self, path: str) -> Iterator[None]:
         """Hold the artifact's lock (`<file>.lock`, flock) for the duration.

@@ -1,0 +1,2 @@
+"""Helm repositories: the index (tidal.source.helm.index) and how it is fetched
+(tidal.source.helm.fetch)."""
