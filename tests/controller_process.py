@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,11 @@ class RunningController:
 
 
 @contextlib.contextmanager
-def run_controller(kubeconfig: Path, work: Path, *flags: str) -> Iterator[RunningController]:
-    """Start the controller with its state under `work`; extra `flags` are appended."""
+def run_controller(
+    kubeconfig: Path, work: Path, *flags: str, env: Mapping[str, str] | None = None
+) -> Iterator[RunningController]:
+    """Start the controller with its state under `work`; extra `flags` are appended, and `env`
+    is set on top of this process's environment."""
     storage_port, metrics_port, health_port = free_port(), free_port(), free_port()
     log = work / "controller.log"
     with log.open("wb") as out:
@@ -55,6 +59,7 @@ def run_controller(kubeconfig: Path, work: Path, *flags: str) -> Iterator[Runnin
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env},
         )  # fmt: skip
     try:
         yield RunningController(process, work / "data", log, storage_port, metrics_port)

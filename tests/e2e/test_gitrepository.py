@@ -242,11 +242,11 @@ async def test_invalid_url_stalls_and_suspend_stops_reconciling(
     obj = await kube.get(f"{API}/namespaces/{namespace}/gitrepositories/local")
     assert not obj.get("status", {}).get("conditions"), "a suspended source is left alone"
 
-    await create_repo(kube, namespace, "unsupported", "https://127.0.0.1:1/x.git", provider="azure")
+    await create_repo(kube, namespace, "unsupported", "https://127.0.0.1:1/x.git", provider="aws")
     obj = await wait_for(
         kube, namespace, "unsupported", condition_is("Stalled"), "Stalled", controller
     )
-    assert "spec.provider 'azure' not supported" in condition(obj, "Ready")["message"]
+    assert "spec.provider 'aws' not supported" in condition(obj, "Ready")["message"]
 
 
 # -- following the upstream ------------------------------------------------------------------

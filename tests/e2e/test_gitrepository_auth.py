@@ -265,7 +265,7 @@ async def test_github_app_misconfigurations_fail_clearly_and_leak_nothing(
         "no-app-data": ({"secretRef": {"name": "basic"}, "provider": "github"}, False),
         "no-secret": ({"provider": "github"}, True),
         "not-github": ({"secretRef": {"name": "app"}}, False),
-        "azure": ({"provider": "azure"}, True),
+        "aws": ({"provider": "aws"}, True),
     }
     for name, (spec, _) in cases.items():
         await create_repo(kube, namespace, name, url, ref=ref, **spec)
@@ -307,8 +307,8 @@ async def test_github_app_misconfigurations_fail_clearly_and_leak_nothing(
         assert fetch_failed["message"] == message, name
         assert (ready["status"], ready["reason"], ready["message"]) == ("False", reason, message)
     assert condition(objs["no-secret"], "Stalled")["reason"] == "InvalidProviderConfiguration"
-    assert condition(objs["azure"], "Ready")["message"] == (
-        "spec.provider 'azure' not supported by tidal yet"
+    assert condition(objs["aws"], "Ready")["message"] == (
+        "spec.provider 'aws' not supported by tidal yet"
     )
     events = await event_messages(kube, namespace)
     assert f"401 {BAD_JWT}" in events  # the user hears why, in an event too

@@ -5,7 +5,8 @@
 1. Reconciling "reconciliation in progress" (or "processing object: new generation a -> b")
 2. storage: garbage-collect old artifacts; forget a recorded artifact whose file is gone
 3. source: credentials from secretRef/proxySecretRef (with spec.provider github, a GitHub
-   App installation token, cached until it nears expiry); the included GitRepositories' artifacts
+   App installation token, with spec.provider azure, an Entra ID token of the controller's
+   workload identity, both cached until they near expiry); the included GitRepositories' artifacts
    (IncludeUnavailable while one is missing); the cheap remote check (ls-remote) when an
    artifact exists, ending the reconcile early with no fetch when the remote revision, the
    content-affecting settings and the included artifacts are unchanged; otherwise fetch into a
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import os
 import posixpath
@@ -89,8 +91,8 @@ from tidal.source.archive import (
     parse_digest,
     safe_extract,
 )
+from tidal.source.git import azure, github_app
 from tidal.source.git import client as git
-from tidal.source.git import github_app
 from tidal.source.git.auth import AuthOptions, ProxyOptions
 from tidal.source.git.commit import Commit
 from tidal.source.git.errors import GitError, InvalidURLError, VerificationError
@@ -123,6 +125,7 @@ CHECKOUT_FAILED_PREFIX = "failed to checkout and determine revision: "
 
 GENERIC_PROVIDER = "generic"
 GITHUB_PROVIDER = "github"
+AZURE_PROVIDER = "azure"
 
 
 class _Stop(Exception):
@@ -377,6 +380,8 @@ class GitRepositoryReconciler:
         # One cache for the controller, as Flux's token cache: objects on the same GitHub App
         # share its installation token until it nears expiry.
         self.github_tokens = AppTokens()
+        # Likewise the Entra ID tokens of the controller's Azure workload identity.
+        self.azure_tokens = azure.AzureTokens()
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -484,7 +489,7 @@ class GitRepositoryReconciler:
     async def _auth(self, obj: GitRepository) -> AuthOptions:
         spec, ns = obj.spec, obj.metadata.namespace
         provider = spec.provider or GENERIC_PROVIDER
-        if provider not in (GENERIC_PROVIDER, GITHUB_PROVIDER):
+        if provider not in (GENERIC_PROVIDER, GITHUB_PROVIDER, AZURE_PROVIDER):
             message = f"spec.provider '{spec.provider}' not supported by tidal yet"
             raise _Stop(Stalling("UnsupportedConfiguration", message))
         try:
@@ -511,6 +516,8 @@ class GitRepositoryReconciler:
             raise _Stop(Failed(AUTHENTICATION_FAILED, message)) from None
         if provider == GITHUB_PROVIDER:
             return await self._github_app_auth(obj, data, auth)
+        if provider == AZURE_PROVIDER:
+            return await self._azure_auth(obj, auth)
         if spec.secret_ref is not None and github_app.has_app_data(data):
             message = (
                 f"secretRef '{ns}/{spec.secret_ref.name}' has github app data but provider is "
@@ -544,6 +551,24 @@ class GitRepositoryReconciler:
             conditions.mark_true(obj, FETCH_FAILED, AUTHENTICATION_FAILED, message)
             raise _Stop(Failed(AUTHENTICATION_FAILED, message)) from None
         return auth.with_basic_auth(username, password)
+
+    async def _azure_auth(self, obj: GitRepository, auth: AuthOptions) -> AuthOptions:
+        """An Entra ID token of the controller's workload identity as Git's bearer token, in
+        place of any credential of the Secret, whose TLS settings stay (Flux's
+        GitProviderAzure branch of getAuthOpts)."""
+        if obj.spec.service_account_name:
+            # Object-level workload identity: behind a feature gate tidal does not have.
+            stall = Stalling(azure.FEATURE_GATE_DISABLED, azure.SERVICE_ACCOUNT_UNSUPPORTED)
+            raise self._invalid_provider(obj, stall)
+        try:
+            token = await self.azure_tokens.bearer_token(auth)
+        except GitError as e:
+            message = (
+                f"failed to configure authentication options: {azure.CONTROLLER_TOKEN_FAILED}: {e}"
+            )
+            conditions.mark_true(obj, FETCH_FAILED, AUTHENTICATION_FAILED, message)
+            raise _Stop(Failed(AUTHENTICATION_FAILED, message)) from None
+        return dataclasses.replace(auth, username="", password="", bearer_token=token)
 
     @staticmethod
     def _invalid_provider(obj: GitRepository, outcome: Failed | Stalling) -> _Stop:
