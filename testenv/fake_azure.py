@@ -18,23 +18,18 @@ with the PID of the process that sent it (testenv.socket_owner).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import secrets
-import shutil
-import socket
-import ssl
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs
 
+from testenv.loopback_server import LoopbackServer, TLSServer
 from testenv.pki import CertificateAuthority
 from testenv.socket_owner import peer_pid
 
@@ -66,7 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-entra/1"
     disable_nagle_algorithm = True
-    server: _Server
+    server: TLSServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # FakeEntraID.calls() is the log
@@ -95,37 +90,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    owner: FakeEntraID
-    ssl_context: ssl.SSLContext | None
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        conn: socket.socket = request
-        if self.ssl_context is not None:
-            conn.settimeout(10)
-            try:
-                conn = self.ssl_context.wrap_socket(conn, server_side=True)
-            except (OSError, ssl.SSLError):
-                return
-        try:
-            super().finish_request(conn, client_address)
-        except (OSError, ValueError):
-            pass
-        finally:
-            if conn is not request:
-                with contextlib.suppress(OSError):
-                    conn.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-class FakeEntraID:
+class FakeEntraID(LoopbackServer):
     """One tenant with one workload identity. Start/stop or use as a context manager;
     `authority_host` is what AZURE_AUTHORITY_HOST names, `environ(token_file)` the whole
     environment the Azure workload identity webhook would set."""
+
+    handler = _Handler
+    name = "fake-entra"
 
     def __init__(
         self,
@@ -138,72 +109,15 @@ class FakeEntraID:
         token_lifetime: float = 3599.0,
         host: str = "127.0.0.1",
     ) -> None:
-        self.ca = ca
+        super().__init__(ca, host)
         self.tenant_id = tenant_id
         self.client_id = client_id
         self.federated_token = federated_token or "eyJfake." + secrets.token_urlsafe(48)
         self.access_token = access_token
         self.token_lifetime = token_lifetime
-        self.host = host
-        self.port = 0
         self._lock = threading.Lock()
         self._calls: list[TokenCall] = []
         self._tokens: dict[str, float] = {}  # token -> expires_at
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._workdir: Path | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        if self._httpd is not None:
-            return self
-        httpd = _Server((self.host, self.port), _Handler)
-        httpd.owner = self
-        httpd.ssl_context = self._ssl_context()
-        self.port = httpd.server_address[1]
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-entra-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        pair = self.ca.issue(
-            "localhost", server=True, dns_names=("localhost",), ips=("127.0.0.1", "::1")
-        )
-        self._workdir = Path(tempfile.mkdtemp(prefix="tidal-fake-entra-"))
-        cert, key = pair.write(self._workdir, "server")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        return ctx
 
     # -- addressing ----------------------------------------------------------------------------
 

@@ -21,28 +21,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import re
 import secrets
-import shutil
-import socket
-import ssl
-import tempfile
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from testenv.loopback_server import LoopbackServer, TLSServer
 from testenv.pki import CertificateAuthority
 from testenv.socket_owner import peer_pid
 
@@ -77,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-github/1"
     disable_nagle_algorithm = True
-    server: _Server
+    server: TLSServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # FakeGitHub.calls() is the log
@@ -110,36 +104,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, payload)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    owner: FakeGitHub
-    ssl_context: ssl.SSLContext | None
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        conn: socket.socket = request
-        if self.ssl_context is not None:
-            conn.settimeout(10)
-            try:
-                conn = self.ssl_context.wrap_socket(conn, server_side=True)
-            except (OSError, ssl.SSLError):
-                return
-        try:
-            super().finish_request(conn, client_address)
-        except (OSError, ValueError):
-            pass
-        finally:
-            if conn is not request:
-                with contextlib.suppress(OSError):
-                    conn.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     """One GitHub App with installations, as the API sees it. Start/stop or use as a context
     manager; `base_url` is what a Secret's `githubAppBaseURL` names."""
+
+    handler = _Handler
+    name = "fake-github"
 
     def __init__(
         self,
@@ -154,14 +124,13 @@ class FakeGitHub:
         token_lifetime: float = 3600.0,
         host: str = "127.0.0.1",
     ) -> None:
+        super().__init__(ca, host)
         self.app_id = app_id
         self.client_id = client_id
         self.installation_id = installation_id
         self.owners = {name: "orgs" for name in orgs} | {name: "users" for name in users}
         self.prefix = prefix.rstrip("/")
         self.token_lifetime = token_lifetime
-        self.host = host
-        self.port = 0
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         # GitHub hands out PKCS#1 ("BEGIN RSA PRIVATE KEY") files.
         self.private_key_pem = self._key.private_bytes(
@@ -169,68 +138,11 @@ class FakeGitHub:
             serialization.PrivateFormat.TraditionalOpenSSL,
             serialization.NoEncryption(),
         )
-        self.ca = ca
         self._lock = threading.Lock()
         self._calls: list[ApiCall] = []
         self._tokens: dict[str, float] = {}  # token -> expires_at
         self.uses: Counter[str] = Counter()  # token -> Git requests it authenticated
         self.jwts: list[str] = []  # every JWT presented, valid or not
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._workdir: Path | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        if self._httpd is not None:
-            return self
-        httpd = _Server((self.host, self.port), _Handler)
-        httpd.owner = self
-        httpd.ssl_context = self._ssl_context() if self.ca is not None else None
-        self.port = httpd.server_address[1]
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-github-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        assert self.ca is not None
-        pair = self.ca.issue(
-            "localhost", server=True, dns_names=("localhost",), ips=("127.0.0.1", "::1")
-        )
-        self._workdir = Path(tempfile.mkdtemp(prefix="tidal-fake-github-"))
-        cert, key = pair.write(self._workdir, "server")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        return ctx
 
     # -- addressing ----------------------------------------------------------------------------
 
