@@ -397,56 +397,35 @@ def get_sources_group() -> None:
     """Get source statuses."""
 
 
-@get_sources_group.command("git")
-@click.argument("name", required=False)
-@get_flags
-@global_flags
-@click.pass_context
-def get_sources_git(
-    ctx: click.Context,
-    name: str | None,
-    all_namespaces: bool,
-    no_header: bool,
-    status_selector: str,
-    label_selector: str,
-) -> None:
-    """Get GitRepository source statuses."""
+def _get_source_command(kind: ObjectKind) -> click.Command:
+    @click.command(help=f"Get {kind.kind} source statuses.")
+    @click.argument("name", required=False)
+    @get_flags
+    @global_flags
+    @click.pass_context
+    def command(
+        ctx: click.Context,
+        name: str | None,
+        all_namespaces: bool,
+        no_header: bool,
+        status_selector: str,
+        label_selector: str,
+    ) -> None:
+        def render(items: list[dict[str, Any]]) -> str:
+            return render_sources(
+                items,
+                all_namespaces=all_namespaces,
+                no_header=no_header,
+                status_selector=status_selector,
+            )
 
-    def render(items: list[dict[str, Any]]) -> str:
-        return render_sources(
-            items,
-            all_namespaces=all_namespaces,
-            no_header=no_header,
-            status_selector=status_selector,
-        )
+        get_objects(ctx, kind, name, all_namespaces, status_selector, label_selector, render)
 
-    get_objects(ctx, GIT_REPOSITORY, name, all_namespaces, status_selector, label_selector, render)
+    return command
 
 
-@get_sources_group.command("helm")
-@click.argument("name", required=False)
-@get_flags
-@global_flags
-@click.pass_context
-def get_sources_helm(
-    ctx: click.Context,
-    name: str | None,
-    all_namespaces: bool,
-    no_header: bool,
-    status_selector: str,
-    label_selector: str,
-) -> None:
-    """Get HelmRepository source statuses."""
-
-    def render(items: list[dict[str, Any]]) -> str:
-        return render_sources(
-            items,
-            all_namespaces=all_namespaces,
-            no_header=no_header,
-            status_selector=status_selector,
-        )
-
-    get_objects(ctx, HELM_REPOSITORY, name, all_namespaces, status_selector, label_selector, render)
+for _name, _kind in (("git", GIT_REPOSITORY), ("helm", HELM_REPOSITORY)):
+    get_sources_group.add_command(_get_source_command(_kind), _name)
 
 
 @get_sources_group.command("all")

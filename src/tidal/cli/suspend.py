@@ -133,6 +133,35 @@ def resume_objects(
         )
 
 
+def _suspend_command(kind: ObjectKind, plural: str) -> click.Command:
+    @click.command(help=f"Suspend reconciliation of {plural}.")
+    @click.argument("names", nargs=-1)
+    @click.option("--all", "all_", is_flag=True, help="Suspend all resources in that namespace.")
+    @global_flags
+    @click.pass_context
+    def command(ctx: click.Context, names: tuple[str, ...], all_: bool) -> None:
+        suspend_objects(ctx, kind, names, all_)
+
+    return command
+
+
+def _resume_command(kind: ObjectKind, plural: str, until: str) -> click.Command:
+    @click.command(help=f"Resume suspended {plural} and wait for them to be {until}.")
+    @click.argument("names", nargs=-1)
+    @click.option("--all", "all_", is_flag=True, help="Resume all resources in that namespace.")
+    @click.option(
+        "--wait/--no-wait",
+        default=None,
+        help="Wait for each resource to reconcile (the default when one name is given).",
+    )
+    @global_flags
+    @click.pass_context
+    def command(ctx: click.Context, names: tuple[str, ...], all_: bool, wait: bool | None) -> None:
+        resume_objects(ctx, kind, names, all_, wait)
+
+    return command
+
+
 @click.group()
 def suspend() -> None:
     """Suspend resources."""
@@ -141,39 +170,6 @@ def suspend() -> None:
 @suspend.group("source")
 def suspend_source() -> None:
     """Suspend sources."""
-
-
-@suspend_source.command("git")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Suspend all resources in that namespace.")
-@global_flags
-@click.pass_context
-def suspend_source_git(ctx: click.Context, names: tuple[str, ...], all_: bool) -> None:
-    """Suspend reconciliation of GitRepositories."""
-    suspend_objects(ctx, GIT_REPOSITORY, names, all_)
-
-
-@suspend_source.command("helm")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Suspend all resources in that namespace.")
-@global_flags
-@click.pass_context
-def suspend_source_helm(ctx: click.Context, names: tuple[str, ...], all_: bool) -> None:
-    """Suspend reconciliation of HelmRepositories."""
-    suspend_objects(ctx, HELM_REPOSITORY, names, all_)
-
-
-@suspend.command("kustomization")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Suspend all resources in that namespace.")
-@global_flags
-@click.pass_context
-def suspend_kustomization(ctx: click.Context, names: tuple[str, ...], all_: bool) -> None:
-    """Suspend reconciliation of Kustomizations."""
-    suspend_objects(ctx, KUSTOMIZATION, names, all_)
-
-
-suspend.add_command(suspend_kustomization, "ks")
 
 
 @click.group()
@@ -186,55 +182,14 @@ def resume_source() -> None:
     """Resume sources."""
 
 
-@resume_source.command("git")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Resume all resources in that namespace.")
-@click.option(
-    "--wait/--no-wait",
-    default=None,
-    help="Wait for each resource to reconcile (the default when one name is given).",
+# (CLI name, kind, plural in help texts)
+_SOURCES = (
+    ("git", GIT_REPOSITORY, "GitRepositories"),
+    ("helm", HELM_REPOSITORY, "HelmRepositories"),
 )
-@global_flags
-@click.pass_context
-def resume_source_git(
-    ctx: click.Context, names: tuple[str, ...], all_: bool, wait: bool | None
-) -> None:
-    """Resume suspended GitRepositories and wait for them to be reconciled."""
-    resume_objects(ctx, GIT_REPOSITORY, names, all_, wait)
-
-
-@resume_source.command("helm")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Resume all resources in that namespace.")
-@click.option(
-    "--wait/--no-wait",
-    default=None,
-    help="Wait for each resource to reconcile (the default when one name is given).",
-)
-@global_flags
-@click.pass_context
-def resume_source_helm(
-    ctx: click.Context, names: tuple[str, ...], all_: bool, wait: bool | None
-) -> None:
-    """Resume suspended HelmRepositories and wait for them to be reconciled."""
-    resume_objects(ctx, HELM_REPOSITORY, names, all_, wait)
-
-
-@resume.command("kustomization")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Resume all resources in that namespace.")
-@click.option(
-    "--wait/--no-wait",
-    default=None,
-    help="Wait for each resource to reconcile (the default when one name is given).",
-)
-@global_flags
-@click.pass_context
-def resume_kustomization(
-    ctx: click.Context, names: tuple[str, ...], all_: bool, wait: bool | None
-) -> None:
-    """Resume suspended Kustomizations and wait for them to be applied."""
-    resume_objects(ctx, KUSTOMIZATION, names, all_, wait)
-
-
-resume.add_command(resume_kustomization, "ks")
+for _name, _kind, _plural in _SOURCES:
+    suspend_source.add_command(_suspend_command(_kind, _plural), _name)
+    resume_source.add_command(_resume_command(_kind, _plural, "reconciled"), _name)
+for _name in ("kustomization", "ks"):
+    suspend.add_command(_suspend_command(KUSTOMIZATION, "Kustomizations"), _name)
+    resume.add_command(_resume_command(KUSTOMIZATION, "Kustomizations", "applied"), _name)
