@@ -166,26 +166,17 @@ def git_repository(o: SyncOptions) -> dict[str, Any]:
         spec["provider"] = o.provider
     if o.sparse_checkout:
         spec["sparseCheckout"] = list(o.sparse_checkout)
-    return {
-        "apiVersion": GIT_REPOSITORY.api_version,
-        "kind": GIT_REPOSITORY.kind,
-        "metadata": {"name": o.name, "namespace": o.namespace},
-        "spec": spec,
-    }
+    return GIT_REPOSITORY.manifest(o.name, o.namespace, spec)
 
 
 def kustomization(o: SyncOptions) -> dict[str, Any]:
-    return {
-        "apiVersion": KUSTOMIZATION.api_version,
-        "kind": KUSTOMIZATION.kind,
-        "metadata": {"name": o.name, "namespace": o.namespace},
-        "spec": {
-            "interval": format_duration(SYNC_KUSTOMIZATION_INTERVAL),
-            "path": kustomization_path(o.target_path),
-            "prune": True,
-            "sourceRef": {"kind": GIT_REPOSITORY.kind, "name": o.name},
-        },
+    spec = {
+        "interval": format_duration(SYNC_KUSTOMIZATION_INTERVAL),
+        "path": kustomization_path(o.target_path),
+        "prune": True,
+        "sourceRef": {"kind": GIT_REPOSITORY.kind, "name": o.name},
     }
+    return KUSTOMIZATION.manifest(o.name, o.namespace, spec)
 
 
 def sync_objects(o: SyncOptions) -> list[dict[str, Any]]:

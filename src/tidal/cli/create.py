@@ -148,15 +148,7 @@ def git_repository(
     labels: dict[str, str],
     spec: dict[str, Any],
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
-    if labels:
-        metadata["labels"] = labels
-    return {
-        "apiVersion": GIT_REPOSITORY.api_version,
-        "kind": GIT_REPOSITORY.kind,
-        "metadata": metadata,
-        "spec": spec,
-    }
+    return GIT_REPOSITORY.manifest(name, namespace, spec, labels)
 
 
 def git_repository_spec(

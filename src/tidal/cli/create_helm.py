@@ -39,9 +39,6 @@ def helm_repository(
     secret_ref: str = "",
     pass_credentials: bool = False,
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
-    if labels:
-        metadata["labels"] = labels
     spec: dict[str, Any] = {"url": url, "interval": format_duration(interval)}
     if urlsplit(url).scheme == HELM_REPOSITORY_TYPE_OCI:
         spec["type"] = HELM_REPOSITORY_TYPE_OCI
@@ -53,12 +50,7 @@ def helm_repository(
         spec["secretRef"] = {"name": secret_ref}
         if pass_credentials:
             spec["passCredentials"] = True
-    return {
-        "apiVersion": HELM_REPOSITORY.api_version,
-        "kind": HELM_REPOSITORY.kind,
-        "metadata": metadata,
-        "spec": spec,
-    }
+    return HELM_REPOSITORY.manifest(name, namespace, spec, labels)
 
 
 def helm_secret(

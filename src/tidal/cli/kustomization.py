@@ -183,15 +183,7 @@ def kustomization_spec(f: KustomizationFlags) -> dict[str, Any]:
 def kustomization(
     name: str, namespace: str, labels: Mapping[str, str], spec: dict[str, Any]
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
-    if labels:
-        metadata["labels"] = dict(labels)
-    return {
-        "apiVersion": KUSTOMIZATION.api_version,
-        "kind": KUSTOMIZATION.kind,
-        "metadata": metadata,
-        "spec": spec,
-    }
+    return KUSTOMIZATION.manifest(name, namespace, spec, labels)
 
 
 def source_column(obj: Mapping[str, Any]) -> str:

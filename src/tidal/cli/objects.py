@@ -75,6 +75,24 @@ class ObjectKind:
     def path(self, namespace: str, name: str) -> str:
         return f"{self.collection(namespace)}/{quote(name, safe='')}"
 
+    def manifest(
+        self,
+        name: str,
+        namespace: str,
+        spec: dict[str, Any],
+        labels: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A new object of this kind as `create` writes it (labels only when there are any)."""
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+        if labels:
+            metadata["labels"] = dict(labels)
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "metadata": metadata,
+            "spec": spec,
+        }
+
 
 def _from_crd(
     kind: str,
