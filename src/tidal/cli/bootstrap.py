@@ -24,8 +24,8 @@ from tidal.cli import gitsecret
 from tidal.cli.cluster import Session, run
 from tidal.cli.create import ssh_key_flags
 from tidal.cli.flags import string_slice
+from tidal.cli.install import component_flags, install_options
 from tidal.cli.options import CliError, GoDuration, global_flags, options
-from tidal.install import manifests as install
 
 _TRUE: Final = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE: Final = ("0", "f", "F", "FALSE", "false", "False")
@@ -146,19 +146,7 @@ def _components(values: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
     help="Components, comma-separated (tidal runs them all in one Deployment).",
 )
 @click.option("--components-extra", multiple=True, help="Components in addition to those.")
-@click.option(
-    "--registry",
-    default=install.DEFAULT_REGISTRY,
-    show_default=True,
-    help="Container registry the tidal image is pulled from.",
-)
-@click.option("--image-pull-secret", default="", help="Secret for pulling the image.")
-@click.option("--watch-all-namespaces/--no-watch-all-namespaces", default=True, show_default=True)
-@click.option(
-    "--log-level", type=click.Choice(["debug", "info", "error"]), default="info", show_default=True
-)
-@click.option("--cluster-domain", default="cluster.local", show_default=True)
-@click.option("--toleration-keys", multiple=True, help="Taint keys to tolerate.")
+@component_flags
 @click.option(
     "--secret-name",
     default="flux-system",
@@ -206,15 +194,7 @@ def bootstrap_git(ctx: click.Context, /, **flags: Any) -> None:
         url=flags["url"],
         branch=flags["branch"],
         access=access,
-        install=install.InstallOptions(
-            namespace=opts.namespace,
-            registry=flags["registry"],
-            image_pull_secret=flags["image_pull_secret"],
-            watch_all_namespaces=flags["watch_all_namespaces"],
-            log_level=flags["log_level"],
-            cluster_domain=flags["cluster_domain"],
-            toleration_keys=tuple(string_slice(flags["toleration_keys"])),
-        ),
+        install=install_options(opts.namespace, flags),
         components=components,
         sync=manifests.SyncOptions(
             name=opts.namespace,

@@ -190,3 +190,18 @@ def replace_labels_and_spec(desired: dict[str, Any]) -> Callable[[dict[str, Any]
         existing["spec"] = desired["spec"]
 
     return mutate
+
+
+async def upsert_object(s: Session, kind: ObjectKind, desired: dict[str, Any]) -> bool:
+    """`create`'s write of a Flux object: its labels and spec replace the live ones. Whether it
+    was created."""
+    meta = desired["metadata"]
+    _, created = await create_or_update(
+        s,
+        kind.path(meta["namespace"], meta["name"]),
+        kind.collection(meta["namespace"]),
+        desired,
+        replace_labels_and_spec(desired),
+        kind,
+    )
+    return created

@@ -21,7 +21,7 @@ import click
 
 from tidal.api.base import format_duration
 from tidal.cli import gitsecret, readiness, render
-from tidal.cli.cluster import Session, create_or_update, replace_labels_and_spec, run
+from tidal.cli.cluster import Session, create_or_update, run, upsert_object
 from tidal.cli.create_kustomization import create_kustomization
 from tidal.cli.flags import check_object_name, create_flags, parse_labels, string_slice
 from tidal.cli.gitsecret import ECDSA_CURVES, KEY_ALGORITHMS, GitSecretOptions
@@ -386,14 +386,7 @@ def create_source_git(
 
         log.action("applying GitRepository source")
 
-        _, created = await create_or_update(
-            s,
-            GIT_REPOSITORY.path(opts.namespace, name),
-            GIT_REPOSITORY.collection(opts.namespace),
-            obj,
-            replace_labels_and_spec(obj),
-            GIT_REPOSITORY,
-        )
+        created = await upsert_object(s, GIT_REPOSITORY, obj)
         log.success(f"GitRepository source {'created' if created else 'updated'}")
 
         log.waiting("waiting for GitRepository source reconciliation")

@@ -19,7 +19,7 @@ import click
 from tidal.api.base import format_duration
 from tidal.api.source import HELM_REPOSITORY_TYPE_OCI
 from tidal.cli import readiness, render
-from tidal.cli.cluster import Session, create_or_update, replace_labels_and_spec, run
+from tidal.cli.cluster import Session, run, upsert_object
 from tidal.cli.flags import check_object_name, create_flags, parse_labels
 from tidal.cli.objects import HELM_REPOSITORY
 from tidal.cli.options import CliError, GoDuration, global_flags, options
@@ -200,14 +200,7 @@ def create_source_helm(
                     obj["spec"]["passCredentials"] = True
                 log.success("authentication configured")
         log.action("applying HelmRepository source")
-        _, created = await create_or_update(
-            s,
-            HELM_REPOSITORY.path(opts.namespace, name),
-            HELM_REPOSITORY.collection(opts.namespace),
-            obj,
-            replace_labels_and_spec(obj),
-            HELM_REPOSITORY,
-        )
+        created = await upsert_object(s, HELM_REPOSITORY, obj)
         log.success(f"source {'created' if created else 'updated'}")
         log.waiting("waiting for HelmRepository source reconciliation")
         live = await wait_for(

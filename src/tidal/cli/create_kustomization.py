@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from tidal.cli import readiness, render
-from tidal.cli.cluster import Session, create_or_update, replace_labels_and_spec, run
+from tidal.cli.cluster import Session, run, upsert_object
 from tidal.cli.flags import PflagValue, check_object_name, create_flags, parse_labels, string_slice
 from tidal.cli.kustomization import (
     KustomizationFlags,
@@ -175,14 +175,7 @@ def create_kustomization(
 
     async def work(s: Session) -> None:
         log.action("applying Kustomization")
-        _, created = await create_or_update(
-            s,
-            KUSTOMIZATION.path(opts.namespace, name),
-            KUSTOMIZATION.collection(opts.namespace),
-            obj,
-            replace_labels_and_spec(obj),
-            KUSTOMIZATION,
-        )
+        created = await upsert_object(s, KUSTOMIZATION, obj)
         log.success(f"Kustomization {'created' if created else 'updated'}")
         log.waiting("waiting for Kustomization reconciliation")
         live = await wait_for(

@@ -8,6 +8,7 @@ arbitrary kinds, most of them unknown until discovery.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import AsyncIterator
@@ -157,6 +158,12 @@ class Kube:
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         return await self.request("GET", path, params=params)
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
+        """The decoded `data` of a Secret (ApiError when it cannot be read)."""
+        secret = await self.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        data = secret.get("data") or {}
+        return {k: base64.b64decode(v) for k, v in data.items() if isinstance(v, str)}
 
     async def apply(
         self,

@@ -9,7 +9,6 @@ ArtifactFailed for a missing path).
 from __future__ import annotations
 
 import asyncio
-import base64
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -111,11 +110,6 @@ class Renderer:
                 sources.append(substitute.secret_values(raw))
         return substitute.merge_variables(sources, post.substitute)
 
-    async def _secret_data(self, kube: Kube, namespace: str, name: str) -> dict[str, bytes]:
-        raw = await kube.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
-        data = raw.get("data") or {}
-        return {k: base64.b64decode(v) for k, v in data.items() if isinstance(v, str)}
-
     async def keyring(self, obj: Kustomization, kube: Kube) -> Keyring:
         """The keys of spec.decryption.secretRef (or the age keys of --sops-age-secret), with
         Flux's errors; read with the controller's own client, as Flux does."""
@@ -128,7 +122,7 @@ class Renderer:
         else:
             return Keyring()
         try:
-            data = await self._secret_data(kube, namespace, name)
+            data = await kube.secret_data(namespace, name)
         except ApiError as e:
             if e.status == 404:
                 raise RenderError(e.message) from None

@@ -25,7 +25,7 @@ from typing import Final, Literal, Protocol, TypeAlias
 
 import msgspec
 
-from tidal.api.meta import READY, RECONCILING, STALLED, Condition
+from tidal.api.meta import PROGRESSING, READY, RECONCILING, STALLED, Condition
 
 Status: TypeAlias = Literal["True", "False", "Unknown"]
 TRUE: Final = "True"
@@ -241,6 +241,22 @@ def progressive_status(
     mark_reconciling(obj, reason, message, *args, clock=clock)
     if drift or is_unknown(obj, READY):
         mark_unknown(obj, READY, reason, message, *args, clock=clock)
+
+
+def progressing(obj: Conditioned, observed_generation: int) -> None:
+    """The progressive status a source reconcile starts with (source-controller's first step):
+    a new generation is named as such."""
+    generation = obj.metadata.generation
+    if observed_generation != generation:
+        progressive_status(
+            obj,
+            PROGRESSING,
+            "processing object: new generation %d -> %d",
+            observed_generation,
+            generation,
+        )
+    else:
+        progressive_status(obj, PROGRESSING, "reconciliation in progress")
 
 
 # --- summary ---------------------------------------------------------------------------------

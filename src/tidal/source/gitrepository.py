@@ -28,7 +28,6 @@ Blocking work (archiving, storage I/O) runs in threads; the event loop only orch
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import logging
@@ -407,17 +406,7 @@ class GitRepositoryReconciler:
             conditions.is_true(obj, t)
             for t in (FETCH_FAILED, INCLUDE_UNAVAILABLE, STORAGE_OPERATION_FAILED)
         )
-        observed = obj.status.observed_generation
-        if observed != meta.generation:
-            conditions.progressive_status(
-                obj,
-                PROGRESSING,
-                "processing object: new generation %d -> %d",
-                observed,
-                meta.generation,
-            )
-        else:
-            conditions.progressive_status(obj, PROGRESSING, "reconciliation in progress")
+        conditions.progressing(obj, obj.status.observed_generation)
         # Let `kubectl get` show Reconciling while a slow fetch runs.
         await writer.write()
         # As Flux: a storage failure is judged afresh by every attempt.
@@ -438,8 +427,6 @@ class GitRepositoryReconciler:
 
         interval = parse_duration(obj.spec.interval)
         finalized = finalize(obj, outcome, GIT_REPOSITORY_READY, interval=interval)
-        if finalized.observed_generation_advanced:
-            obj.status.observed_generation = meta.generation
         self._notify(obj, old_artifact, had_failure, outcome, commit)
         await writer.write()
         return finalized.result
@@ -481,11 +468,6 @@ class GitRepositoryReconciler:
 
     # -- step 3: source ------------------------------------------------------------------------
 
-    async def _secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
-        secret = await self.kube.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
-        data = secret.get("data") or {}
-        return {k: base64.b64decode(v) for k, v in data.items()}
-
     async def _auth(self, obj: GitRepository) -> AuthOptions:
         spec, ns = obj.spec, obj.metadata.namespace
         provider = spec.provider or GENERIC_PROVIDER
@@ -495,11 +477,11 @@ class GitRepositoryReconciler:
         try:
             data: dict[str, bytes] = {}
             if spec.secret_ref is not None:
-                data = await self._secret_data(ns, spec.secret_ref.name)
+                data = await self.kube.secret_data(ns, spec.secret_ref.name)
             proxy = None
             if spec.proxy_secret_ref is not None:
                 proxy = ProxyOptions.from_secret(
-                    await self._secret_data(ns, spec.proxy_secret_ref.name)
+                    await self.kube.secret_data(ns, spec.proxy_secret_ref.name)
                 )
             auth = AuthOptions.from_secret(
                 spec.url,
@@ -747,7 +729,7 @@ class GitRepositoryReconciler:
         verify = obj.spec.verify
         assert verify is not None
         try:
-            keys = await self._secret_data(obj.metadata.namespace, verify.secret_ref.name)
+            keys = await self.kube.secret_data(obj.metadata.namespace, verify.secret_ref.name)
             result = verify_commit(commit, verify.mode, keys)
         except (ApiError, VerificationError) as e:
             reason = getattr(e, "reason", "VerificationError") or "VerificationError"

@@ -25,7 +25,6 @@ orchestrates.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -202,17 +201,7 @@ class HelmRepositoryReconciler:
         had_failure = any(
             conditions.is_true(obj, t) for t in (FETCH_FAILED, STORAGE_OPERATION_FAILED)
         )
-        observed = obj.status.observed_generation
-        if observed != meta.generation:
-            conditions.progressive_status(
-                obj,
-                PROGRESSING,
-                "processing object: new generation %d -> %d",
-                observed,
-                meta.generation,
-            )
-        else:
-            conditions.progressive_status(obj, PROGRESSING, "reconciliation in progress")
+        conditions.progressing(obj, obj.status.observed_generation)
         written = await self._write(obj, written)
         conditions.delete(obj, STORAGE_OPERATION_FAILED)
 
@@ -324,11 +313,6 @@ class HelmRepositoryReconciler:
 
     # -- step 3: source ------------------------------------------------------------------------
 
-    async def _secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
-        secret = await self.kube.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
-        data = secret.get("data") or {}
-        return {k: base64.b64decode(v) for k, v in data.items()}
-
     async def _client_options(self, obj: HelmRepository) -> ClientOptions:
         spec, ns = obj.spec, obj.metadata.namespace
         secrets: dict[str, tuple[str, dict[str, bytes]] | None] = {"auth": None, "tls": None}
@@ -339,7 +323,7 @@ class HelmRepositoryReconciler:
             if ref is None:
                 continue
             try:
-                secrets[slot] = (ref.name, await self._secret_data(ns, ref.name))
+                secrets[slot] = (ref.name, await self.kube.secret_data(ns, ref.name))
             except ApiError as e:
                 message = f"failed to get {what} '{ns}/{ref.name}': {e.message}"
                 conditions.mark_true(obj, FETCH_FAILED, AUTHENTICATION_FAILED, message)

@@ -38,9 +38,9 @@ import urllib3
 from tidal import __version__
 from tidal.source.git.auth import AuthOptions
 from tidal.source.git.errors import AUTHENTICATION_FAILED, GitError, InvalidURLError, redact
-from tidal.source.git.http import pool_manager
+from tidal.source.git.http import pool_manager, transport_error
 from tidal.source.git.operation import Operation, run_in_thread
-from tidal.source.git.token_cache import TokenCache
+from tidal.source.git.token_cache import BearerToken, TokenCache
 from tidal.source.git.url import parse_url
 
 ENV_CLIENT_ID = "AZURE_CLIENT_ID"
@@ -163,25 +163,10 @@ def _authority_host(raw: str) -> str:
     return host
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class AccessToken:
-    """An Entra ID access token and the Unix time it expires."""
+class AccessToken(BearerToken):
+    """What the cache keeps for this provider."""
 
-    token: str
-    expires_at: float
-
-    def __repr__(self) -> str:
-        return f"AccessToken(token=<set>, expires_at={self.expires_at!r})"
-
-    __str__ = __repr__
-
-
-def _reason(e: BaseException) -> str:
-    if isinstance(e, urllib3.exceptions.MaxRetryError) and e.reason is not None:
-        e = e.reason
-    if isinstance(e, urllib3.exceptions.ProxyError):
-        return f"proxy: {e.args[0]}: {e.original_error}"
-    return str(e) or type(e).__name__
+    __slots__ = ()
 
 
 def _failure(url: str, status: int, body: bytes) -> str:
@@ -262,7 +247,7 @@ def _request_sync(
     except (urllib3.exceptions.HTTPError, OSError) as e:
         if op.expired():
             raise op.timeout_error() from None
-        message = f"{CREDENTIAL} authentication failed. POST {url}: {_reason(e)}"
+        message = f"{CREDENTIAL} authentication failed. POST {url}: {transport_error(e)}"
         raise AzureAuthError(redact(message, secrets)) from None
     finally:
         pm.clear()

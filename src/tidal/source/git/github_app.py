@@ -48,9 +48,9 @@ from tidal.source.git.errors import (
     redact,
     redact_url,
 )
-from tidal.source.git.http import pool_manager
+from tidal.source.git.http import pool_manager, transport_error
 from tidal.source.git.operation import Operation, run_in_thread
-from tidal.source.git.token_cache import TokenCache
+from tidal.source.git.token_cache import BearerToken, TokenCache
 from tidal.source.git.url import parse_url
 
 KEY_APP_ID = "githubAppID"
@@ -277,17 +277,10 @@ def _b64url(data: bytes) -> str:
 # -- the API ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class AppToken:
-    """An installation token and the Unix time GitHub stops accepting it."""
+class AppToken(BearerToken):
+    """What the cache keeps for this provider."""
 
-    token: str
-    expires_at: float
-
-    def __repr__(self) -> str:
-        return f"AppToken(token=<set>, expires_at={self.expires_at!r})"
-
-    __str__ = __repr__
+    __slots__ = ()
 
 
 class _Api:
@@ -333,7 +326,9 @@ class _Api:
         except (urllib3.exceptions.HTTPError, OSError) as e:
             if self.op.expired():
                 raise self.op.timeout_error() from None
-            raise GitHubAppError(self._scrub(f'{method.title()} "{url}": {_reason(e)}')) from None
+            raise GitHubAppError(
+                self._scrub(f'{method.title()} "{url}": {transport_error(e)}')
+            ) from None
         return self._decode(method, url, resp.status, body)
 
     def _decode(self, method: str, url: str, status: int, body: bytes) -> dict[str, Any]:
@@ -353,15 +348,6 @@ class _Api:
         if not isinstance(payload, dict):
             raise GitHubAppError(self._scrub(f"{method} {url}: the answer is not a JSON object"))
         return payload
-
-
-def _reason(e: BaseException) -> str:
-    """What went wrong on the way, without urllib3's retry and tuple wrappings."""
-    if isinstance(e, urllib3.exceptions.MaxRetryError) and e.reason is not None:
-        e = e.reason
-    if isinstance(e, urllib3.exceptions.ProxyError):
-        return f"proxy: {e.args[0]}: {e.original_error}"
-    return str(e) or type(e).__name__
 
 
 def _go_errors(errors: object) -> str:

@@ -82,6 +82,15 @@ class HttpClient(Urllib3HttpGitClient):
 
 
 @functools.lru_cache(maxsize=64)
+def transport_error(e: BaseException) -> str:
+    """What went wrong on the way, without urllib3's retry and tuple wrappings."""
+    if isinstance(e, urllib3.exceptions.MaxRetryError) and e.reason is not None:
+        e = e.reason
+    if isinstance(e, urllib3.exceptions.ProxyError):
+        return f"proxy: {e.args[0]}: {e.original_error}"
+    return str(e) or type(e).__name__
+
+
 def _ssl_context(ca: bytes, client_cert: bytes, client_key: bytes) -> ssl.SSLContext:
     # Cached by content: a context is immutable once built, so sharing one between two
     # objects with the very same CA and certificate shares nothing else.

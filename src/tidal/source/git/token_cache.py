@@ -34,6 +34,19 @@ class Token(Protocol):
 T = TypeVar("T", bound=Token)
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class BearerToken:
+    """An access token a provider issued and the Unix time it expires; never printed."""
+
+    token: str
+    expires_at: float
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(token=<set>, expires_at={self.expires_at!r})"
+
+    __str__ = __repr__
+
+
 @dataclass(frozen=True, slots=True)
 class _Item(Generic[T]):
     token: T
