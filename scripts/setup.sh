@@ -35,7 +35,7 @@ stamp=.venv/.tidal-deps
 want=$( (cat pyproject.toml; echo "$PYKUSTOMIZE") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,helm]'
   .venv/bin/python -m pip install -q --no-deps --ignore-requires-python "$PYKUSTOMIZE"
   echo "$want" > "$stamp"
 fi

@@ -12,6 +12,10 @@ KWOK = "v0.8.0"
 # The flux CLI, built as a test oracle for tidal's CLI (testenv.flux_cli); cached on its own.
 FLUX = "v2.9.5"
 
+# The helm CLI (testenv.helm_cli), a test oracle for tidal.helm: the Helm SDK release that
+# helm-python-sdk 0.2.2 embeds (helm_python.helm_sdk_version()), so both sides run the same code.
+HELM = "v4.2.3"
+
 # The Go toolchain directive written into the wrapper modules; k8s.io/kubernetes v1.37 asks 1.26.
 GO_DIRECTIVE = "1.26.0"
 

@@ -113,3 +113,11 @@ def private_plane(prefix: str, what: str) -> Iterator[plane.State]:
 def flux_bin() -> Path:
     """The flux CLI the tests compare with, built from its pinned Go module when missing."""
     return flux_cli.build_flux()
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> Path:
+    """The helm CLI the Helm engine tests compare with, built from its pinned Go module."""
+    from testenv import helm_cli
+
+    return helm_cli.build_helm()
