@@ -45,3 +45,5 @@ if ! command -v go >/dev/null; then
   exit 1
 fi
 .venv/bin/python -m testenv build
+# The OCI registry the OCIRepository tests push to (cached; a no-op once built).
+.venv/bin/python -m testenv.registry

@@ -17,6 +17,7 @@ import ssl
 import tarfile
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -28,8 +29,15 @@ import yaml
 from testenv.pki import CertificateAuthority, KeyPair, write_private
 
 
-def package_chart(name: str, version: str, *, app_version: str = "1.0.0") -> bytes:
-    """A minimal chart archive, as `helm package` lays it out (`<name>/Chart.yaml`, ...)."""
+def package_chart(
+    name: str,
+    version: str,
+    *,
+    app_version: str = "1.0.0",
+    extra_files: Mapping[str, str] | None = None,
+) -> bytes:
+    """A minimal chart archive, as `helm package` lays it out (`<name>/Chart.yaml`, ...);
+    `extra_files` adds or replaces files, by their path inside the chart."""
     files = {
         f"{name}/Chart.yaml": (
             f"apiVersion: v2\nname: {name}\nversion: {version}\nappVersion: {app_version}\n"
@@ -40,6 +48,8 @@ def package_chart(name: str, version: str, *, app_version: str = "1.0.0") -> byt
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n"
         ),
     }
+    for path, text in (extra_files or {}).items():
+        files[f"{name}/{path}"] = text
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for path, text in files.items():
@@ -59,15 +69,30 @@ class ChartRepository:
     base_url: str = ""
     entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def add(self, name: str, version: str, *, created: str = "") -> None:
-        archive = package_chart(name, version)
+    def add(
+        self,
+        name: str,
+        version: str,
+        *,
+        created: str = "",
+        extra_files: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """Package and publish a chart version; return the archive's bytes."""
+        archive = package_chart(name, version, extra_files=extra_files)
+        self.publish(name, version, archive, created=created)
+        return archive
+
+    def publish(
+        self, name: str, version: str, archive: bytes, *, created: str = "", app_version: str = ""
+    ) -> None:
+        """Publish a packaged chart (e.g. a real one) under `name` and `version`."""
         file_name = f"{name}-{version}.tgz"
         (self.root / file_name).write_bytes(archive)
         when = created or datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.entries.setdefault(name, []).append(
             {
                 "apiVersion": "v2",
-                "appVersion": "1.0.0",
+                "appVersion": app_version or "1.0.0",
                 "created": when,
                 "description": "A chart for tests",
                 "digest": hashlib.sha256(archive).hexdigest(),

@@ -12,6 +12,12 @@ KWOK = "v0.8.0"
 # The flux CLI, built as a test oracle for tidal's CLI (testenv.flux_cli); cached on its own.
 FLUX = "v2.9.5"
 
+# The CNCF distribution registry, a real OCI registry for OCIRepository tests (testenv.registry).
+DISTRIBUTION = "v3.1.1"
+
+# The cosign CLI (testenv.cosign), to sign test artifacts for OCIRepository spec.verify.
+COSIGN = "v3.0.6"
+
 # The helm CLI (testenv.helm_cli), a test oracle for tidal.helm: the Helm SDK release that
 # helm-python-sdk 0.2.2 embeds (helm_python.helm_sdk_version()), so both sides run the same code.
 HELM = "v4.2.3"

@@ -121,3 +121,12 @@ def helm_bin() -> Path:
     from testenv import helm_cli
 
     return helm_cli.build_helm()
+
+
+@pytest.fixture(scope="session")
+def oci_registry_bin() -> Path:
+    """The CNCF distribution registry (testenv.registry), built from its pinned Go module when
+    missing; tests start `testenv.registry.Registry(binary=...)` instances from it."""
+    from testenv import registry
+
+    return registry.build_registry()
