@@ -23,6 +23,8 @@ from tidal.kube import yamlio
 # One Flux release: kustomize-controller v1.10.1 shipped beside source-controller v1.10.1.
 SOURCE_CONTROLLER = ("github.com/fluxcd/source-controller", "v1.10.1")
 KUSTOMIZE_CONTROLLER = ("github.com/fluxcd/kustomize-controller", "v1.10.1")
+# The newest helm-controller the module proxy serves; flux 2.9.5 links its API v1.6.4 too.
+HELM_CONTROLLER = ("github.com/fluxcd/helm-controller", "v1.6.4")
 
 
 @cache

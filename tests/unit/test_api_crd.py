@@ -65,9 +65,21 @@ FLUX_FILES = {
         flux_reference.SOURCE_CONTROLLER,
         "source.toolkit.fluxcd.io_helmrepositories.yaml",
     ),
+    "OCIRepository": (
+        flux_reference.SOURCE_CONTROLLER,
+        "source.toolkit.fluxcd.io_ocirepositories.yaml",
+    ),
+    "HelmChart": (
+        flux_reference.SOURCE_CONTROLLER,
+        "source.toolkit.fluxcd.io_helmcharts.yaml",
+    ),
     "Kustomization": (
         flux_reference.KUSTOMIZE_CONTROLLER,
         "kustomize.toolkit.fluxcd.io_kustomizations.yaml",
+    ),
+    "HelmRelease": (
+        flux_reference.HELM_CONTROLLER,
+        "helm.toolkit.fluxcd.io_helmreleases.yaml",
     ),
 }
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tidal.api import crd
 from tidal.cli.main import cli
 from tidal.install import checks, manifests
 from tidal.install.checks import ClusterInfo, KubeVersion, Permission
@@ -156,21 +157,21 @@ def _crd(name: str, stored: list[str], established: str = "True") -> dict[str, A
 
 
 def test_crds_are_listed_with_their_last_stored_version_and_gaps_fail() -> None:
-    git = "gitrepositories.source.toolkit.fluxcd.io"
-    helm = "helmrepositories.source.toolkit.fluxcd.io"
-    ks = "kustomizations.kustomize.toolkit.fluxcd.io"
-    states = checks.crd_states([_crd(git, ["v1beta2", "v1"]), _crd(helm, ["v1"]), _crd(ks, ["v1"])])
+    names = [k.name for k in crd.KINDS]
+    git, others = names[0], names[1:]
+    assert git == "gitrepositories.source.toolkit.fluxcd.io"
+    states = checks.crd_states(
+        [_crd(git, ["v1beta2", "v1"]), *(_crd(name, ["v1"]) for name in others)]
+    )
     assert [(s.ok, s.message) for s in states] == [
         (True, f"{git}/v1"),
-        (True, f"{helm}/v1"),
-        (True, f"{ks}/v1"),
+        *((True, f"{name}/v1") for name in others),
     ]
     states = checks.crd_states([_crd(git, []), _crd("other.example.com", ["v1"], "False")])
     assert [(s.ok, s.message) for s in states] == [
         (False, f"no stored versions for {git}"),
         (False, "other.example.com/v1 is not established"),
-        (False, f"{helm} not found"),
-        (False, f"{ks} not found"),
+        *((False, f"{name} not found") for name in others),
     ]
 
 

@@ -18,7 +18,8 @@ from typing import Any, Literal
 import msgspec
 import msgspec.inspect as mi
 
-from tidal.api import kustomize, source
+from tidal.api import helmrelease, kustomize, source, source_oci
+from tidal.api import source_helmchart as helmchart
 from tidal.api.base import Model, ObjectMeta
 from tidal.kube import yamlio
 
@@ -55,6 +56,8 @@ class Kind:
     # CEL rules on the spec object (x-kubernetes-validations).
     spec_rules: tuple[dict[str, str], ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
+    # CEL rules on the whole object (OCIRepository requires spec.url and spec.interval so).
+    rules: tuple[dict[str, str], ...] = ()
 
     @property
     def singular(self) -> str:
@@ -100,6 +103,48 @@ KINDS: tuple[Kind, ...] = (
         annotations=_NO_SUBSTITUTE,
     ),
     Kind(
+        group=source.GROUP,
+        version=source.VERSION,
+        kind=source_oci.OCI_REPOSITORY_KIND,
+        plural=source_oci.OCI_REPOSITORY_PLURAL,
+        model=source_oci.OCIRepository,
+        short_names=("ocirepo",),
+        categories=("all", "fluxcd", "fluxcd-sources"),
+        columns=(PrinterColumn("URL", ".spec.url"), *READY_COLUMNS),
+        rules=(
+            {"message": "spec.url is required", "rule": "has(self.spec) && has(self.spec.url)"},
+            {
+                "message": "spec.interval is required",
+                "rule": "has(self.spec) && has(self.spec.interval)",
+            },
+        ),
+        annotations=_NO_SUBSTITUTE,
+    ),
+    Kind(
+        group=source.GROUP,
+        version=source.VERSION,
+        kind=helmchart.HELM_CHART_KIND,
+        plural="helmcharts",
+        model=helmchart.HelmChart,
+        short_names=("hc",),
+        categories=("all", "fluxcd", "fluxcd-sources"),
+        columns=(
+            PrinterColumn("Chart", ".spec.chart"),
+            PrinterColumn("Version", ".spec.version"),
+            PrinterColumn("Source Kind", ".spec.sourceRef.kind"),
+            PrinterColumn("Source Name", ".spec.sourceRef.name"),
+            *READY_COLUMNS,
+        ),
+        spec_rules=(
+            {
+                "message": "spec.verify is only supported when spec.sourceRef.kind is "
+                "'HelmRepository'",
+                "rule": "!has(self.verify) || self.sourceRef.kind == 'HelmRepository'",
+            },
+        ),
+        annotations=_NO_SUBSTITUTE,
+    ),
+    Kind(
         group=kustomize.GROUP,
         version=kustomize.VERSION,
         kind=kustomize.KUSTOMIZATION_KIND,
@@ -107,6 +152,23 @@ KINDS: tuple[Kind, ...] = (
         model=kustomize.Kustomization,
         short_names=("ks",),
         categories=("all", "fluxcd", "fluxcd-appliers"),
+        annotations=_NO_SUBSTITUTE,
+    ),
+    Kind(
+        group=helmrelease.GROUP,
+        version=helmrelease.VERSION,
+        kind=helmrelease.HELM_RELEASE_KIND,
+        plural="helmreleases",
+        model=helmrelease.HelmRelease,
+        short_names=("hr",),
+        categories=("all", "fluxcd", "fluxcd-appliers"),
+        spec_rules=(
+            {
+                "message": "either chart or chartRef must be set",
+                "rule": "(has(self.chart) && !has(self.chartRef)) || "
+                "(!has(self.chart) && has(self.chartRef))",
+            },
+        ),
         annotations=_NO_SUBSTITUTE,
     ),
 )
@@ -151,6 +213,9 @@ def _schema_of_plain(t: mi.Type) -> dict[str, Any]:
         return out
     if isinstance(t, mi.BoolType):
         return {"type": "boolean"}
+    if isinstance(t, mi.AnyType):
+        # Free-form JSON (HelmRelease values): the API server keeps it as written.
+        return {"x-kubernetes-preserve-unknown-fields": True}
     if isinstance(t, mi.IntType):
         out = {"type": "integer"}
         if t.ge is not None:
@@ -210,6 +275,8 @@ def _kind_schema(k: Kind) -> dict[str, Any]:
     root.pop("required", None)
     if k.spec_rules:
         props["spec"]["x-kubernetes-validations"] = [dict(r) for r in k.spec_rules]
+    if k.rules:
+        root["x-kubernetes-validations"] = [dict(r) for r in k.rules]
     # Flux defaults status.observedGeneration to -1 so kstatus sees a fresh object as
     # not yet reconciled rather than reconciled at generation 0.
     props["status"]["default"] = {"observedGeneration": -1}

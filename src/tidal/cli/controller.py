@@ -6,6 +6,7 @@ Flags keep the names of Flux's controllers, so a Flux deployment's arguments car
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import tempfile
@@ -33,8 +34,12 @@ from tidal.runtime.jitter import IntervalJitter
 from tidal.runtime.manager import Manager, ManagerOptions
 from tidal.source.gitrepository import GitRepositoryReconciler, Settings, include_watch
 from tidal.source.helm.index import DEFAULT_MAX_INDEX_SIZE
+from tidal.source.helmchart import HelmChartReconciler
+from tidal.source.helmchart import Settings as HelmChartSettings
+from tidal.source.helmchart import source_watch as chart_source_watch
 from tidal.source.helmrepository import HelmRepositoryReconciler
 from tidal.source.helmrepository import Settings as HelmRepositorySettings
+from tidal.source.ocirepository import OCIRepositoryReconciler
 from tidal.source.server import artifact_app
 from tidal.source.storage import Storage, advertised_address
 
@@ -54,6 +59,9 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
         return parse_duration(value)
     except DurationError as e:
         raise click.BadParameter(str(e)) from None
+
+
+log = logging.getLogger(__name__)
 
 
 @click.command("controller")
@@ -200,8 +208,8 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
 )
 @click.pass_obj
 def controller(obj: Any, /, **flags: Any) -> None:
-    """Run tidal's controllers in the foreground (GitRepository, HelmRepository and
-    Kustomization)."""
+    """Run tidal's controllers in the foreground (GitRepository, HelmRepository, HelmChart,
+    OCIRepository, Kustomization and, with the `helm` extra, HelmRelease)."""
     logs.configure(flags["log_level"], flags["log_encoding"])
     Path(flags["storage_path"]).mkdir(parents=True, exist_ok=True)
     try:
@@ -301,14 +309,76 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         )
     )
 
+    chart_informer = Informer(
+        kube,
+        collection_path("source.toolkit.fluxcd.io/v1", "helmcharts", namespace),
+        label_selector=flags["watch_label_selector"],
+        transform=lean,
+        name="helmchart",
+    )
+    chart_reconciler = HelmChartReconciler(
+        kube,
+        storage,
+        events,
+        HelmChartSettings(
+            max_index_size=flags["helm_index_max_size"],
+            requeue_dependency=flags["requeue_dependency"],
+        ),
+        list_helm_repositories=helm_informer.list,
+    )
+    chart_controller = Controller(
+        "helmchart",
+        "HelmChart",
+        chart_informer,
+        chart_reconciler.reconcile,
+        metrics=manager.registry,
+        concurrency=flags["concurrent"],
+        min_retry_delay=flags["min_retry_delay"],
+        max_retry_delay=flags["max_retry_delay"],
+        jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+    )
+    # A new artifact of a chart's source wakes the chart (Flux's source watches).
+    for source_kind, source_informer in (
+        ("HelmRepository", helm_informer),
+        ("GitRepository", informer),
+    ):
+        source_informer.add_handler(
+            on_update=chart_source_watch(source_kind, chart_informer.list, chart_controller.enqueue)
+        )
+    manager.add(chart_controller)
+    manager.on_stop.append(chart_reconciler.close)
+
+    oci_reconciler = OCIRepositoryReconciler(kube, storage, events)
+    oci_informer = Informer(
+        kube,
+        collection_path("source.toolkit.fluxcd.io/v1", "ocirepositories", namespace),
+        label_selector=flags["watch_label_selector"],
+        transform=lean,
+        name="ocirepository",
+    )
+    manager.add(
+        Controller(
+            "ocirepository",
+            "OCIRepository",
+            oci_informer,
+            oci_reconciler.reconcile,
+            metrics=manager.registry,
+            concurrency=flags["concurrent"],
+            min_retry_delay=flags["min_retry_delay"],
+            max_retry_delay=flags["max_retry_delay"],
+            jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+        )
+    )
+
     ks_events = EventRecorder(kube, "kustomize-controller")
     cache_dir = Path(flags["artifact_cache_path"] or tempfile.mkdtemp(prefix="tidal-artifacts-"))
     artifacts = ArtifactCache(cache_dir)
     # Build views are hard links into the unpacked artifacts, so they live on the same disk.
     gates = flags["feature_gates"]
+    build_engine = Engine(workspace=cache_dir / ".views", workers=flags["build_workers"])
     renderer = Renderer(
         no_remote_bases=flags["no_remote_bases"],
-        engine=Engine(workspace=cache_dir / ".views", workers=flags["build_workers"]),
+        engine=build_engine,
         strict_substitution=gates["StrictPostBuildSubstitutions"],
         sops_age_secret=_namespaced(flags["sops_age_secret"]),
     )
@@ -336,7 +406,11 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         ),
         # Both informers run before the Kustomization workers start (Manager starts the
         # controllers in order, each after its first LIST).
-        caches={"GitRepository": informer.get, KUSTOMIZATION_KIND: ks_informer.get},
+        caches={
+            "GitRepository": informer.get,
+            "OCIRepository": oci_informer.get,
+            KUSTOMIZATION_KIND: ks_informer.get,
+        },
     )
     ks_controller = Controller(
         "kustomization",
@@ -351,6 +425,9 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
     )
     informer.add_handler(
         on_update=ks.source_watch("GitRepository", ks_informer.list, ks_controller.enqueue)
+    )
+    oci_informer.add_handler(
+        on_update=ks.source_watch("OCIRepository", ks_informer.list, ks_controller.enqueue)
     )
     manager.add(ks_controller)
     if flags["watch_configs_label_selector"]:
@@ -377,9 +454,11 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         )
         manager.add_runnable(drift.start, drift.pause)
         manager.on_stop.append(drift.close)
+    _add_helm_releases(manager, kube, flags, namespace, build_engine, chart_informer, oci_informer)
     manager.serve(artifact_app(storage), flags["storage_addr"])
     manager.on_stop += [
         helm_reconciler.close,
+        oci_reconciler.close,
         events.close,
         ks_events.close,
         ks_reconciler.close,
@@ -392,3 +471,63 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await manager.run(stop)
+
+
+def _add_helm_releases(
+    manager: Manager,
+    kube: Kube,
+    flags: dict[str, Any],
+    namespace: str,
+    engine: Engine,
+    chart_informer: Informer,
+    oci_informer: Informer,
+) -> None:
+    """The HelmRelease controller, when the Helm engine (the `helm` extra) is installed."""
+    try:
+        from tidal.helm import engine as helm_engine  # noqa: F401 - loads the SDK once
+    except ImportError as e:
+        log.warning("HelmRelease controller disabled: %s", e)
+        return
+    from tidal.helmrelease import reconciler as hr
+
+    hr_events = EventRecorder(kube, "helm-controller")
+    gates = flags["feature_gates"]
+    hr_informer = Informer(
+        kube,
+        collection_path("helm.toolkit.fluxcd.io/v2", hr.PLURAL, namespace),
+        label_selector=flags["watch_label_selector"],
+        transform=lean,
+        name="helmrelease",
+    )
+    hr_reconciler = hr.HelmReleaseReconciler(
+        kube,
+        hr_events,
+        engine,
+        hr.Settings(
+            no_cross_namespace_refs=flags["no_cross_namespace_refs"],
+            default_service_account=flags["default_service_account"],
+            requeue_dependency=flags["requeue_dependency"],
+            additive_cel_dependency_check=gates["AdditiveCELDependencyCheck"],
+            insecure_kubeconfig_exec=flags["insecure_kubeconfig_exec"],
+            insecure_kubeconfig_tls=flags["insecure_kubeconfig_tls"],
+            override_managers=tuple(flags["override_manager"]),
+        ),
+    )
+    hr_controller = Controller(
+        "helmrelease",
+        "HelmRelease",
+        hr_informer,
+        hr_reconciler.reconcile,
+        metrics=manager.registry,
+        concurrency=flags["concurrent"],
+        min_retry_delay=flags["min_retry_delay"],
+        max_retry_delay=flags["max_retry_delay"],
+        jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+    )
+    # A new chart artifact wakes the releases that use it (Flux's source watches).
+    for kind, source_informer in (("HelmChart", chart_informer), ("OCIRepository", oci_informer)):
+        source_informer.add_handler(
+            on_update=hr.chart_watch(kind, hr_informer.list, hr_controller.enqueue)
+        )
+    manager.add(hr_controller)
+    manager.on_stop += [hr_reconciler.close, hr_events.close]

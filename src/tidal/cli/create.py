@@ -87,8 +87,31 @@ def _add_helm() -> None:
 
     create_source.add_command(create_source_helm)
 
+    from tidal.cli.create_chart import create_source_chart
+
+    create_source.add_command(create_source_chart)
+
 
 _add_helm()
+
+
+def _add_oci() -> None:
+    from tidal.cli.create_oci import create_source_oci
+
+    create_source.add_command(create_source_oci)
+
+
+_add_oci()
+
+
+def _add_helm_release() -> None:
+    from tidal.cli.create_helmrelease import create_helmrelease
+
+    create.add_command(create_helmrelease)
+    create.add_command(create_helmrelease, "hr")
+
+
+_add_helm_release()
 
 
 @create.group("secret")

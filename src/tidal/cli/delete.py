@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from tidal.cli.cluster import Session, api_error, get_object, run
-from tidal.cli.objects import GIT_REPOSITORY, HELM_REPOSITORY, KUSTOMIZATION, ObjectKind
+from tidal.cli.objects import (
+    GIT_REPOSITORY,
+    HELM_CHART,
+    HELM_RELEASE,
+    HELM_REPOSITORY,
+    KUSTOMIZATION,
+    OCI_REPOSITORY,
+    ObjectKind,
+)
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import log
 from tidal.kube.client import ApiError
@@ -71,6 +79,30 @@ def delete_source_helm(ctx: click.Context, name: str | None, silent: bool) -> No
     delete_object(ctx, HELM_REPOSITORY, name, silent)
 
 
+@delete_source.command("oci")
+@click.argument("name", required=False)
+@click.option(
+    "-s", "--silent", is_flag=True, help="Delete the resource without asking for confirmation."
+)
+@global_flags
+@click.pass_context
+def delete_source_oci(ctx: click.Context, name: str | None, silent: bool) -> None:
+    """Delete an OCIRepository source."""
+    delete_object(ctx, OCI_REPOSITORY, name, silent)
+
+
+@delete_source.command("chart")
+@click.argument("name", required=False)
+@click.option(
+    "-s", "--silent", is_flag=True, help="Delete the resource without asking for confirmation."
+)
+@global_flags
+@click.pass_context
+def delete_source_chart(ctx: click.Context, name: str | None, silent: bool) -> None:
+    """Delete a HelmChart source."""
+    delete_object(ctx, HELM_CHART, name, silent)
+
+
 @delete.command("kustomization")
 @click.argument("name", required=False)
 @click.option(
@@ -84,3 +116,18 @@ def delete_kustomization(ctx: click.Context, name: str | None, silent: bool) -> 
 
 
 delete.add_command(delete_kustomization, "ks")
+
+
+@delete.command("helmrelease")
+@click.argument("name", required=False)
+@click.option(
+    "-s", "--silent", is_flag=True, help="Delete the resource without asking for confirmation."
+)
+@global_flags
+@click.pass_context
+def delete_helmrelease(ctx: click.Context, name: str | None, silent: bool) -> None:
+    """Delete a HelmRelease (its controller uninstalls the Helm release)."""
+    delete_object(ctx, HELM_RELEASE, name, silent)
+
+
+delete.add_command(delete_helmrelease, "hr")

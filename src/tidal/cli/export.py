@@ -10,7 +10,16 @@ import click
 
 from tidal.cli import render
 from tidal.cli.cluster import Session, api_error, get_object, list_objects, run
-from tidal.cli.objects import BY_KIND, GIT_REPOSITORY, HELM_REPOSITORY, KUSTOMIZATION, ObjectKind
+from tidal.cli.objects import (
+    BY_KIND,
+    GIT_REPOSITORY,
+    HELM_CHART,
+    HELM_RELEASE,
+    HELM_REPOSITORY,
+    KUSTOMIZATION,
+    OCI_REPOSITORY,
+    ObjectKind,
+)
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import stdout
 from tidal.kube.client import ApiError
@@ -135,6 +144,29 @@ def export_source_helm(
     export_objects(ctx, HELM_REPOSITORY, name, all_, with_credentials)
 
 
+@export_source.command("oci")
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Select all resources.")
+@click.option("--with-credentials", is_flag=True, help="Include credential secrets.")
+@global_flags
+@click.pass_context
+def export_source_oci(
+    ctx: click.Context, name: str | None, all_: bool, with_credentials: bool
+) -> None:
+    """Export OCIRepository sources in YAML format."""
+    export_objects(ctx, OCI_REPOSITORY, name, all_, with_credentials)
+
+
+@export_source.command("chart")
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Select all resources.")
+@global_flags
+@click.pass_context
+def export_source_chart(ctx: click.Context, name: str | None, all_: bool) -> None:
+    """Export HelmChart sources in YAML format."""
+    export_objects(ctx, HELM_CHART, name, all_, with_credentials=False)
+
+
 @export.command("kustomization")
 @click.argument("name", required=False)
 @click.option("--all", "all_", is_flag=True, help="Select all resources.")
@@ -146,3 +178,16 @@ def export_kustomization(ctx: click.Context, name: str | None, all_: bool) -> No
 
 
 export.add_command(export_kustomization, "ks")
+
+
+@export.command("helmrelease")
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Select all resources.")
+@global_flags
+@click.pass_context
+def export_helmrelease(ctx: click.Context, name: str | None, all_: bool) -> None:
+    """Export HelmReleases in YAML format."""
+    export_objects(ctx, HELM_RELEASE, name, all_, with_credentials=False)
+
+
+export.add_command(export_helmrelease, "hr")

@@ -16,10 +16,19 @@ from typing import Any, Final, TypeVar
 
 import click
 
-from tidal.cli import readiness, table
+from tidal.cli import helmrelease, readiness, table
 from tidal.cli.cluster import Session, api_error, escape_field_value, list_objects, run
 from tidal.cli.kustomization import source_column
-from tidal.cli.objects import GIT_REPOSITORY, HELM_REPOSITORY, KUSTOMIZATION, ObjectKind, is_static
+from tidal.cli.objects import (
+    GIT_REPOSITORY,
+    HELM_CHART,
+    HELM_RELEASE,
+    HELM_REPOSITORY,
+    KUSTOMIZATION,
+    OCI_REPOSITORY,
+    ObjectKind,
+    is_static,
+)
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import log, stdout
 from tidal.kube import labels
@@ -244,7 +253,10 @@ TABLES: Final[Mapping[str, KindTable]] = {
     for t in (
         KindTable(GIT_REPOSITORY, SOURCE_HEADERS, source_row),
         KindTable(HELM_REPOSITORY, SOURCE_HEADERS, source_row),
+        KindTable(HELM_CHART, SOURCE_HEADERS, source_row),
+        KindTable(OCI_REPOSITORY, SOURCE_HEADERS, source_row),
         KindTable(KUSTOMIZATION, ("Name", *_STATUS_HEADERS), kustomization_row),
+        KindTable(HELM_RELEASE, helmrelease.headers(), helmrelease.row),
     )
 }
 
@@ -424,7 +436,12 @@ def _get_source_command(kind: ObjectKind) -> click.Command:
     return command
 
 
-for _name, _kind in (("git", GIT_REPOSITORY), ("helm", HELM_REPOSITORY)):
+for _name, _kind in (
+    ("git", GIT_REPOSITORY),
+    ("helm", HELM_REPOSITORY),
+    ("chart", HELM_CHART),
+    ("oci", OCI_REPOSITORY),
+):
     get_sources_group.add_command(_get_source_command(_kind), _name)
 
 
@@ -485,6 +502,40 @@ def get_kustomizations(
 # flux's aliases.
 get.add_command(get_kustomizations, "ks")
 get.add_command(get_kustomizations, "kustomization")
+
+
+@get.command("helmreleases")
+@click.argument("name", required=False)
+@click.option("--show-source", is_flag=True, help="Show the source reference for each release.")
+@get_flags
+@global_flags
+@click.pass_context
+def get_helmreleases(
+    ctx: click.Context,
+    name: str | None,
+    show_source: bool,
+    all_namespaces: bool,
+    no_header: bool,
+    status_selector: str,
+    label_selector: str,
+) -> None:
+    """Get HelmRelease statuses."""
+
+    def render(items: list[dict[str, Any]]) -> str:
+        return render_table(
+            items,
+            helmrelease.headers(show_source),
+            lambda obj, include_namespace: helmrelease.row(obj, include_namespace, show_source),
+            all_namespaces=all_namespaces,
+            no_header=no_header,
+            status_selector=status_selector,
+        )
+
+    get_objects(ctx, HELM_RELEASE, name, all_namespaces, status_selector, label_selector, render)
+
+
+get.add_command(get_helmreleases, "hr")
+get.add_command(get_helmreleases, "helmrelease")
 
 
 @get.command("all")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from tidal.api import crd, kustomize, source
+from tidal.api import crd, helmrelease, kustomize, source, source_oci
+from tidal.api import source_helmchart as helmchart
 from tidal.api.base import Model
 
 
@@ -44,6 +45,20 @@ def helm_repository_success(obj: Mapping[str, Any]) -> str | None:
 
 def applied_revision(obj: Mapping[str, Any]) -> str | None:
     return f"applied revision {(obj.get('status') or {}).get('lastAppliedRevision') or ''}"
+
+
+def helm_release_revision(obj: Mapping[str, Any]) -> str:
+    """flux's revision of a HelmRelease: the chart version of the newest release in its history,
+    else the last revision it attempted."""
+    status = obj.get("status") or {}
+    history = status.get("history") or []
+    if history and isinstance(history[0], Mapping):
+        return str(history[0].get("chartVersion") or "")
+    return str(status.get("lastAttemptedRevision") or "")
+
+
+def helm_release_success(obj: Mapping[str, Any]) -> str | None:
+    return f"applied revision {helm_release_revision(obj)}"
 
 
 @dataclass(frozen=True)
@@ -111,7 +126,14 @@ HELM_REPOSITORY = _from_crd(
 KUSTOMIZATION = _from_crd(
     kustomize.KUSTOMIZATION_KIND, "kustomization", kustomize.KustomizationSpec, applied_revision
 )
+HELM_CHART = _from_crd(helmchart.HELM_CHART_KIND, "source chart", helmchart.HelmChartSpec)
+OCI_REPOSITORY = _from_crd(
+    source_oci.OCI_REPOSITORY_KIND, "source oci", source_oci.OCIRepositorySpec
+)
+HELM_RELEASE = _from_crd(
+    helmrelease.HELM_RELEASE_KIND, "helmrelease", helmrelease.HelmReleaseSpec, helm_release_success
+)
 
-_ALL = (GIT_REPOSITORY, HELM_REPOSITORY, KUSTOMIZATION)
+_ALL = (GIT_REPOSITORY, HELM_REPOSITORY, HELM_CHART, OCI_REPOSITORY, KUSTOMIZATION, HELM_RELEASE)
 BY_CLI_NAME: dict[str, ObjectKind] = {k.human: k for k in _ALL}
 BY_KIND: dict[str, ObjectKind] = {k.kind: k for k in _ALL}

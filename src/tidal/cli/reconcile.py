@@ -25,8 +25,10 @@ from tidal.cli.kustomization import CLI_SOURCE_KINDS
 from tidal.cli.objects import (
     BY_KIND,
     GIT_REPOSITORY,
+    HELM_CHART,
     HELM_REPOSITORY,
     KUSTOMIZATION,
+    OCI_REPOSITORY,
     ObjectKind,
     is_static,
 )
@@ -60,16 +62,22 @@ async def _suspension_checked(s: Session, kind: ObjectKind, name: str) -> dict[s
 
 
 async def request_and_wait(
-    s: Session, kind: ObjectKind, name: str, before: str, *, quote_failure: bool = True
+    s: Session,
+    kind: ObjectKind,
+    name: str,
+    before: str,
+    *,
+    quote_failure: bool = True,
+    also: tuple[str, ...] = (),
 ) -> None:
     """Annotate, wait until the request is handled, and report the result. flux quotes the
     Ready message of a failure for sources, not for the kinds that can reconcile their source
-    too (Kustomization), whether or not `--with-source` is given."""
+    too (Kustomization), whether or not `--with-source` is given. The annotations `also` get
+    the request's timestamp too (a HelmRelease's forceAt and resetAt)."""
     log.action(f"annotating {kind.kind} {name} in {s.namespace} namespace")
     token = rfc3339_nano()
-    await merge_patch(
-        s, kind, name, {"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: token}}}
-    )
+    annotations = dict.fromkeys((RECONCILE_REQUEST_ANNOTATION, *also), token)
+    await merge_patch(s, kind, name, {"metadata": {"annotations": annotations}})
     log.success(f"{kind.kind} annotated")
     log.waiting(f"waiting for {kind.kind} reconciliation")
     live = await wait_for(
@@ -114,7 +122,11 @@ def _in_namespace(s: Session, namespace: str) -> Session:
 
 
 def reconcile_with_source(
-    ctx: click.Context, kind: ObjectKind, name: str | None, with_source: bool
+    ctx: click.Context,
+    kind: ObjectKind,
+    name: str | None,
+    with_source: bool,
+    source_kinds: tuple[str, ...] = CLI_SOURCE_KINDS,
 ) -> None:
     if not name:
         raise CliError(f"{kind.kind} name is required")
@@ -127,7 +139,7 @@ def reconcile_with_source(
         if with_source:
             ref = (obj.get("spec") or {}).get("sourceRef") or {}
             source_kind = str(ref.get("kind", ""))
-            source = BY_KIND.get(source_kind) if source_kind in CLI_SOURCE_KINDS else None
+            source = BY_KIND.get(source_kind) if source_kind in source_kinds else None
             if source is None:
                 raise CliError(f"cannot reconcile source of kind {source_kind}")
             at = _in_namespace(s, str(ref.get("namespace") or s.namespace))
@@ -165,6 +177,27 @@ def reconcile_source_helm(ctx: click.Context, name: str | None) -> None:
     reconcile_object(ctx, HELM_REPOSITORY, name)
 
 
+@reconcile_source.command("oci")
+@click.argument("name", required=False)
+@global_flags
+@click.pass_context
+def reconcile_source_oci(ctx: click.Context, name: str | None) -> None:
+    """Trigger a reconciliation of an OCIRepository source and wait for it to finish."""
+    reconcile_object(ctx, OCI_REPOSITORY, name)
+
+
+@reconcile_source.command("chart")
+@click.argument("name", required=False)
+@click.option("--with-source", is_flag=True, help="reconcile HelmChart source")
+@global_flags
+@click.pass_context
+def reconcile_source_chart(ctx: click.Context, name: str | None, with_source: bool) -> None:
+    """Trigger a reconciliation of a HelmChart source and wait for it to finish."""
+    reconcile_with_source(
+        ctx, HELM_CHART, name, with_source, ("HelmRepository", "GitRepository", "Bucket")
+    )
+
+
 @reconcile.command("kustomization")
 @click.argument("name", required=False)
 @click.option("--with-source", is_flag=True, help="Reconcile the Kustomization's source first.")
@@ -176,3 +209,14 @@ def reconcile_kustomization(ctx: click.Context, name: str | None, with_source: b
 
 
 reconcile.add_command(reconcile_kustomization, "ks")
+
+
+def _add_helm_release() -> None:
+    # Imported here: the HelmRelease command builds on this module's functions.
+    from tidal.cli.reconcile_helmrelease import reconcile_helmrelease
+
+    reconcile.add_command(reconcile_helmrelease)
+    reconcile.add_command(reconcile_helmrelease, "hr")
+
+
+_add_helm_release()

@@ -16,7 +16,16 @@ import click
 
 from tidal.cli import readiness
 from tidal.cli.cluster import Session, list_objects, merge_patch, run
-from tidal.cli.objects import GIT_REPOSITORY, HELM_REPOSITORY, KUSTOMIZATION, ObjectKind, is_static
+from tidal.cli.objects import (
+    GIT_REPOSITORY,
+    HELM_CHART,
+    HELM_RELEASE,
+    HELM_REPOSITORY,
+    KUSTOMIZATION,
+    OCI_REPOSITORY,
+    ObjectKind,
+    is_static,
+)
 from tidal.cli.options import CliError, global_flags, options
 from tidal.cli.output import log
 from tidal.cli.wait import WaitTimeout, wait_for
@@ -186,6 +195,8 @@ def resume_source() -> None:
 _SOURCES = (
     ("git", GIT_REPOSITORY, "GitRepositories"),
     ("helm", HELM_REPOSITORY, "HelmRepositories"),
+    ("chart", HELM_CHART, "HelmCharts"),
+    ("oci", OCI_REPOSITORY, "OCIRepositories"),
 )
 for _name, _kind, _plural in _SOURCES:
     suspend_source.add_command(_suspend_command(_kind, _plural), _name)
@@ -193,3 +204,6 @@ for _name, _kind, _plural in _SOURCES:
 for _name in ("kustomization", "ks"):
     suspend.add_command(_suspend_command(KUSTOMIZATION, "Kustomizations"), _name)
     resume.add_command(_resume_command(KUSTOMIZATION, "Kustomizations", "applied"), _name)
+for _name in ("helmrelease", "hr"):
+    suspend.add_command(_suspend_command(HELM_RELEASE, "HelmReleases"), _name)
+    resume.add_command(_resume_command(HELM_RELEASE, "HelmReleases", "applied"), _name)

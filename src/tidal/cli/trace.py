@@ -35,7 +35,6 @@ from tidal.cli.resource_args import (
 )
 
 _HELM_GROUP: Final = "helm.toolkit.fluxcd.io"
-_HELM_RELEASE_API_VERSION: Final = f"{_HELM_GROUP}/v2"
 _SOURCE_API_VERSION: Final = GIT_REPOSITORY.api_version
 # The OCI annotations flux shows for artifacts pulled from a registry, under their labels in
 # the order flux prints them (its template ranges over a Go map, so by sorted label).
@@ -277,11 +276,13 @@ async def _trace_kustomization(
 
 
 async def _trace_helm_release(t: _Tracer, namespace: str, name: str, obj: Mapping[str, Any]) -> str:
-    raise TraceError(
-        f"the object is managed by HelmRelease {namespace}/{name} "
-        f"({_HELM_RELEASE_API_VERSION}), which tidal cannot trace: tidal does not support "
-        "HelmReleases yet"
-    )
+    # Imported here: the HelmRelease report builds on this module's helpers.
+    from tidal.cli.trace_helmrelease import helm_release_report
+
+    async def fetch(api_version: str, kind: str, at: str, named: str) -> dict[str, Any]:
+        return await get_object(t.kube, t.catalog, api_version, kind, at, named)
+
+    return await helm_release_report(fetch, namespace, name, obj)
 
 
 # Looked for in this order, as flux does: an object labelled by both is a Kustomization's.

@@ -220,7 +220,7 @@ def _string_node(s: str) -> ScalarNode:
     return ScalarNode(STR, s, style=None if plain_ok(s) else '"')
 
 
-def _node(value: Any) -> Node:
+def _node(value: Any, ordered: bool = False) -> Node:
     if isinstance(value, str):
         return _string_node(value)
     if isinstance(value, bool):
@@ -233,10 +233,10 @@ def _node(value: Any) -> Node:
     if value is None:
         return ScalarNode(NULL, "null")
     if isinstance(value, Mapping):
-        keys = sorted((str(k) for k in value), key=sort_key)
-        return MappingNode(_MAP, [(_string_node(k), _node(value[k])) for k in keys])
+        keys = list(value) if ordered else sorted((str(k) for k in value), key=sort_key)
+        return MappingNode(_MAP, [(_string_node(k), _node(value[k], ordered)) for k in keys])
     if isinstance(value, Sequence):
-        return SequenceNode(_SEQ, [_node(v) for v in value])
+        return SequenceNode(_SEQ, [_node(v, ordered) for v in value])
     raise TypeError(f"cannot write a {type(value).__name__} as YAML")
 
 
@@ -257,11 +257,20 @@ class _Emitter(CEmitter):
 
 def marshal(obj: Mapping[str, Any]) -> str:
     """One object as sigs.k8s.io/yaml.Marshal writes it (no `---`, ends with a line break)."""
+    return _emit(_node(obj))
+
+
+def marshal_ordered(obj: Mapping[str, Any]) -> str:
+    """go-yaml v2 writing a MapSlice: the mappings' keys in the order given, not re-sorted."""
+    return _emit(_node(obj, ordered=True))
+
+
+def _emit(node: Node) -> str:
     stream = io.StringIO()
     emitter = _Emitter(stream, indent=2, width=80, allow_unicode=True)
     try:
         emitter.open()
-        emitter.serialize(_node(obj))
+        emitter.serialize(node)
         emitter.close()
     finally:
         emitter.dispose()

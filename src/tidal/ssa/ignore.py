@@ -77,9 +77,11 @@ def _selector(text: str, what: str) -> labels.LabelSelector | None:
 class IgnoreRules:
     """Compiled rules: `paths_for(obj)` lists the pointers ignored for one object."""
 
-    def __init__(self, rules: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, rules: Sequence[Mapping[str, Any]], *, allow_root: bool = False) -> None:
         """`rules` as in the Kustomization spec: {paths: [...], target?: {group, version,
-        kind, name, namespace, labelSelector, annotationSelector}}."""
+        kind, name, namespace, labelSelector, annotationSelector}}. `allow_root` accepts ""
+        (and "/") as HelmRelease drift detection does, where "" excludes the whole object;
+        the caller looks for it in `paths_for`."""
         compiled = []
         for rule in rules:
             paths = tuple(str(p) for p in rule.get("paths") or ())
@@ -89,7 +91,7 @@ class IgnoreRules:
                 except PointerError as e:
                     raise IgnoreRuleError(str(e)) from None
                 # The whole object, or a field with an empty name, cannot be left alone.
-                if tokens in ([], [""]):
+                if tokens in ([], [""]) and not allow_root:
                     raise IgnoreRuleError(f"invalid JSON pointer {p!r}: it names no field")
             t = rule.get("target") or {}
             compiled.append(

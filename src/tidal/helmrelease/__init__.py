@@ -1,0 +1,1 @@
+"""The HelmRelease controller: Flux helm-controller's reconciliation on tidal's Helm engine."""
