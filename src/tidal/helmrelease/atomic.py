@@ -58,6 +58,7 @@ from tidal.helmrelease.remediation import (
     ROLLBACK,
     UNINSTALL,
     UPGRADE,
+    Remediation,
     active_remediation,
     active_retry,
     clear_failures,
@@ -331,17 +332,93 @@ def _record(req: Request, written: list[Release], action: str) -> None:
         req.inventory(max(written, key=lambda r: r.version))
 
 
-async def _install(req: Request) -> None:
+@dataclass(frozen=True)
+class _ReleaseAction:
+    """What tells an install from an upgrade in helm-controller's Install/Upgrade reconcilers."""
+
+    name: str  # install | upgrade
+    failure_format: str
+    success_format: str
+    failed_reason: str
+    succeeded_reason: str
+    remediation: Callable[[HelmRelease], Remediation]
+    retry: Callable[[HelmRelease, bool], float | None]
+
+
+_INSTALL = _ReleaseAction(
+    INSTALL, FMT_INSTALL_FAILURE, FMT_INSTALL_SUCCESS, INSTALL_FAILED, INSTALL_SUCCEEDED,
+    install_remediation, install_retry,
+)  # fmt: skip
+_UPGRADE = _ReleaseAction(
+    UPGRADE, FMT_UPGRADE_FAILURE, FMT_UPGRADE_SUCCESS, UPGRADE_FAILED, UPGRADE_SUCCEEDED,
+    upgrade_remediation, upgrade_retry,
+)  # fmt: skip
+
+
+def _begin(req: Request, action: _ReleaseAction) -> float:
     obj = req.obj
-    obj.status.last_attempted_release_action = "install"
-    obj.status.history = []
+    obj.status.last_attempted_release_action = action.name  # type: ignore[assignment]
     conditions.delete(obj, TESTED)
     conditions.delete(obj, REMEDIATED)
-    started = time.monotonic()
+    return time.monotonic()
+
+
+async def _conclude(
+    req: Request, action: _ReleaseAction, error: str | None, written: list[Release], made: bool
+) -> None:
+    """Record what the action wrote, and its outcome as conditions, events and counters."""
+    obj = req.obj
+    _record(req, written if made else [], action.name)
+    try:
+        if error is not None:
+            message = action.failure_format.format(
+                ns=req.namespace,
+                name=req.release_name,
+                chart=req.chart.name,
+                version=req.chart.version,
+                err=error.strip(),
+            )
+            obj.status.failures += 1
+            conditions.mark_false(obj, RELEASED, action.failed_reason, "%s", message)
+            req.emit("warning", action.failed_reason, message, _request_meta(req))
+            if not made:
+                raise ReleaseError(error)
+            action.remediation(obj).increment(obj)
+            return
+        cur = obj.status.history[0]
+        message = action.success_format.format(
+            release=cur.full_release_name(), chart=history.chart_name(cur)
+        )
+        conditions.mark_true(obj, RELEASED, action.succeeded_reason, "%s", message)
+        if _test_enabled(obj) and not history.has_been_tested(cur):
+            conditions.mark_unknown(
+                obj,
+                TESTED,
+                AWAITING_TESTS,
+                "%s",
+                FMT_TEST_PENDING.format(
+                    release=cur.full_release_name(), chart=history.chart_name(cur)
+                ),
+            )
+        if action.retry(obj, req.default_to_retry) is not None:
+            clear_failures(obj)
+        req.emit("normal", action.succeeded_reason, message, _snapshot_meta(cur))
+    finally:
+        summarize(obj)
+
+
+def _failure_text(e: Exception) -> str:
+    # A render, post-render or storage failure fails the action as Helm's own errors do.
+    return str(e) or type(e).__name__
+
+
+async def _install(req: Request) -> None:
+    obj = req.obj
+    started = _begin(req, _INSTALL)
+    obj.status.history = []
     # Helm's install always makes revision 1 (a kept, uninstalled history is replaced).
     revision = 1
     error: str | None = None
-    written: list[Release] = []
     try:
         rendered = await req.render(revision, True, False)
         await actions.install(
@@ -355,57 +432,16 @@ async def _install(req: Request) -> None:
             hooks=rendered.hooks,
             options=_action_options(obj, INSTALL),
         )
-    except actions.ActionError as e:
-        error = str(e)
-    except Exception as e:  # a render, post-render or storage failure fails the install too
-        error = str(e) or type(e).__name__
+    except Exception as e:
+        error = _failure_text(e)
     obj.status.last_attempted_release_action_duration = format_duration(time.monotonic() - started)
     written = await _history_after(req, revision)
-    _record(req, written, INSTALL)
-    try:
-        if error is not None:
-            message = FMT_INSTALL_FAILURE.format(
-                ns=req.namespace,
-                name=req.release_name,
-                chart=req.chart.name,
-                version=req.chart.version,
-                err=error.strip(),
-            )
-            obj.status.failures += 1
-            conditions.mark_false(obj, RELEASED, INSTALL_FAILED, "%s", message)
-            req.emit("warning", INSTALL_FAILED, message, _request_meta(req))
-            if not written:
-                raise ReleaseError(error)
-            install_remediation(obj).increment(obj)
-            return
-        cur = obj.status.history[0]
-        message = FMT_INSTALL_SUCCESS.format(
-            release=cur.full_release_name(), chart=history.chart_name(cur)
-        )
-        conditions.mark_true(obj, RELEASED, INSTALL_SUCCEEDED, "%s", message)
-        if _test_enabled(obj) and not history.has_been_tested(cur):
-            conditions.mark_unknown(
-                obj,
-                TESTED,
-                AWAITING_TESTS,
-                "%s",
-                FMT_TEST_PENDING.format(
-                    release=cur.full_release_name(), chart=history.chart_name(cur)
-                ),
-            )
-        if install_retry(obj, req.default_to_retry) is not None:
-            clear_failures(obj)
-        req.emit("normal", INSTALL_SUCCEEDED, message, _snapshot_meta(cur))
-    finally:
-        summarize(obj)
+    await _conclude(req, _INSTALL, error, written, bool(written))
 
 
 async def _upgrade(req: Request) -> None:
     obj = req.obj
-    obj.status.last_attempted_release_action = "upgrade"
-    conditions.delete(obj, TESTED)
-    conditions.delete(obj, REMEDIATED)
-    started = time.monotonic()
+    started = _begin(req, _UPGRADE)
     latest = await _latest(req)
     error: str | None = None
     if latest is None:
@@ -426,50 +462,11 @@ async def _upgrade(req: Request) -> None:
                 hooks=rendered.hooks,
                 options=_action_options(obj, UPGRADE),
             )
-        except actions.ActionError as e:
-            error = str(e)
         except Exception as e:
-            error = str(e) or type(e).__name__
+            error = _failure_text(e)
     obj.status.last_attempted_release_action_duration = format_duration(time.monotonic() - started)
     written = await _history_after(req, latest.version if latest else revision)
-    made = any(r.version >= revision for r in written)
-    _record(req, written if made else [], UPGRADE)
-    try:
-        if error is not None:
-            message = FMT_UPGRADE_FAILURE.format(
-                ns=req.namespace,
-                name=req.release_name,
-                chart=req.chart.name,
-                version=req.chart.version,
-                err=error.strip(),
-            )
-            obj.status.failures += 1
-            conditions.mark_false(obj, RELEASED, UPGRADE_FAILED, "%s", message)
-            req.emit("warning", UPGRADE_FAILED, message, _request_meta(req))
-            if not made:
-                raise ReleaseError(error)
-            upgrade_remediation(obj).increment(obj)
-            return
-        cur = obj.status.history[0]
-        message = FMT_UPGRADE_SUCCESS.format(
-            release=cur.full_release_name(), chart=history.chart_name(cur)
-        )
-        conditions.mark_true(obj, RELEASED, UPGRADE_SUCCEEDED, "%s", message)
-        if _test_enabled(obj) and not history.has_been_tested(cur):
-            conditions.mark_unknown(
-                obj,
-                TESTED,
-                AWAITING_TESTS,
-                "%s",
-                FMT_TEST_PENDING.format(
-                    release=cur.full_release_name(), chart=history.chart_name(cur)
-                ),
-            )
-        if upgrade_retry(obj, req.default_to_retry) is not None:
-            clear_failures(obj)
-        req.emit("normal", UPGRADE_SUCCEEDED, message, _snapshot_meta(cur))
-    finally:
-        summarize(obj)
+    await _conclude(req, _UPGRADE, error, written, any(r.version >= revision for r in written))
 
 
 async def _current_for_upgrade(req: Request) -> Release | None:

@@ -121,13 +121,13 @@ from tidal.source.oci.client import Client
 from tidal.source.oci.reference import Repository
 from tidal.source.revision import extract_hash
 from tidal.source.storage import Storage, StorageError, artifact_path
+from tidal.source.stored_artifact import check_stored_artifact, remove_artifacts
 
 log = logging.getLogger(__name__)
 
 PLURAL: Final = "helmcharts"
 API_PATH: Final = "/apis/source.toolkit.fluxcd.io/v1"
 LATEST_LINK: Final = "latest.tar.gz"
-ARTIFACT_VERIFICATION_FAILED: Final = "ArtifactVerificationFailed"
 ARCHIVE_OPERATION_FAILED: Final = "ArchiveOperationFailed"
 READ_OPERATION_FAILED: Final = "ReadOperationFailed"
 DIR_CREATION_FAILED: Final = "DirectoryCreationFailed"
@@ -311,12 +311,9 @@ class HelmChartReconciler:
 
     async def _delete(self, obj: HelmChart) -> Result:
         meta = obj.metadata
-        try:
-            await asyncio.to_thread(
-                self.storage.remove_all, HELM_CHART_KIND, meta.namespace, meta.name
-            )
-        except (OSError, StorageError) as e:
-            return Result.failure(f"garbage collection for deleted resource failed: {e}")
+        error = await remove_artifacts(self.storage, HELM_CHART_KIND, meta.namespace, meta.name)
+        if error:
+            return Result.failure(error)
         await remove_finalizer(
             self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
         )
@@ -325,44 +322,13 @@ class HelmChartReconciler:
     # -- step 2: storage -----------------------------------------------------------------------
 
     async def _reconcile_storage(self, obj: HelmChart, written: dict[str, Any]) -> dict[str, Any]:
-        artifact = obj.status.artifact
-        missing = False
-        if artifact is not None:
-            try:
-                await asyncio.to_thread(self.storage.collect_garbage, artifact.path)
-            except (OSError, StorageError) as e:
-                log.warning("garbage collection of %s failed: %s", artifact.path, e)
-            if not await asyncio.to_thread(self.storage.exists, artifact):
-                missing = True
-            else:
-                try:
-                    await asyncio.to_thread(self.storage.verify, artifact)
-                except (OSError, StorageError) as e:
-                    self.events.warning(
-                        obj.to_dict(),
-                        ARTIFACT_VERIFICATION_FAILED,
-                        f"failed to verify integrity of artifact: {e}",
-                    )
-                    await asyncio.to_thread(self._remove_file, artifact)
-                    missing = True
-            if missing:
-                obj.status.artifact = None
-                obj.status.url = ""
+        missing = await check_stored_artifact(self.storage, self.events, obj)
         if obj.status.artifact is None:
             message = "building artifact" + (": disappeared from storage" if missing else "")
             conditions.progressive_status(obj, PROGRESSING, message, drift=True)
             conditions.delete(obj, ARTIFACT_IN_STORAGE)
             return await self._write(obj, written)
-        obj.status.artifact = self.storage.with_current_url(obj.status.artifact)
-        if obj.status.url:
-            obj.status.url = self.storage.set_hostname(obj.status.url)
         return written
-
-    def _remove_file(self, artifact: Artifact) -> None:
-        try:
-            self.storage.local_path(artifact.path).unlink(missing_ok=True)
-        except (OSError, StorageError) as e:
-            log.warning("removing %s failed: %s", artifact.path, e)
 
     # -- step 3: source ------------------------------------------------------------------------
 

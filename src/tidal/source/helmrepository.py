@@ -80,13 +80,13 @@ from tidal.source.helm.index import (
 )
 from tidal.source.helm.index_schema import IndexLoadError
 from tidal.source.storage import Storage, StorageError, artifact_path
+from tidal.source.stored_artifact import check_stored_artifact, remove_artifacts
 
 log = logging.getLogger(__name__)
 
 PLURAL = "helmrepositories"
 API_PATH = "/apis/source.toolkit.fluxcd.io/v1"
 INDEX_LINK = "index.yaml"
-ARTIFACT_VERIFICATION_FAILED = "ArtifactVerificationFailed"
 DIR_CREATION_FAILED = "DirectoryCreationFailed"
 ARCHIVE_OPERATION_FAILED = "ArchiveOperationFailed"
 # tidal's own event, not Flux's: the chart versions Flux drops from an index without a word.
@@ -259,12 +259,11 @@ class HelmRepositoryReconciler:
 
     async def _delete(self, obj: HelmRepository) -> Result:
         meta = obj.metadata
-        try:
-            await asyncio.to_thread(
-                self.storage.remove_all, HELM_REPOSITORY_KIND, meta.namespace, meta.name
-            )
-        except (OSError, StorageError) as e:
-            return Result.failure(f"garbage collection for deleted resource failed: {e}")
+        error = await remove_artifacts(
+            self.storage, HELM_REPOSITORY_KIND, meta.namespace, meta.name
+        )
+        if error:
+            return Result.failure(error)
         await remove_finalizer(
             self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
         )
@@ -273,43 +272,12 @@ class HelmRepositoryReconciler:
     # -- step 2: storage -----------------------------------------------------------------------
 
     async def _reconcile_storage(self, obj: HelmRepository) -> None:
-        artifact = obj.status.artifact
-        missing = False
-        if artifact is not None:
-            try:
-                await asyncio.to_thread(self.storage.collect_garbage, artifact.path)
-            except (OSError, StorageError) as e:
-                log.warning("garbage collection of %s failed: %s", artifact.path, e)
-            if not await asyncio.to_thread(self.storage.exists, artifact):
-                missing = True
-            else:
-                try:
-                    await asyncio.to_thread(self.storage.verify, artifact)
-                except (OSError, StorageError) as e:
-                    self.events.warning(
-                        obj.to_dict(),
-                        ARTIFACT_VERIFICATION_FAILED,
-                        f"failed to verify integrity of artifact: {e}",
-                    )
-                    await asyncio.to_thread(self._remove_file, artifact)
-                    missing = True
-            if missing:
-                obj.status.artifact = None
-                obj.status.url = ""
+        missing = await check_stored_artifact(self.storage, self.events, obj)
         if obj.status.artifact is None:
             message = "building artifact" + (": disappeared from storage" if missing else "")
             conditions.mark_reconciling(obj, PROGRESSING, message)
             conditions.delete(obj, ARTIFACT_IN_STORAGE)
             return
-        obj.status.artifact = self.storage.with_current_url(obj.status.artifact)
-        if obj.status.url:
-            obj.status.url = self.storage.set_hostname(obj.status.url)
-
-    def _remove_file(self, artifact: Artifact) -> None:
-        try:
-            self.storage.local_path(artifact.path).unlink(missing_ok=True)
-        except (OSError, StorageError) as e:
-            log.warning("removing %s failed: %s", artifact.path, e)
 
     # -- step 3: source ------------------------------------------------------------------------
 

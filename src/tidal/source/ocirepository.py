@@ -93,11 +93,11 @@ from tidal.source.oci.manifest import select_layer
 from tidal.source.oci.reference import DEFAULT_TAG, Repository, parse_repository
 from tidal.source.oci.tags import digest_of_revision, revision, select_semver
 from tidal.source.storage import Storage, StorageError, artifact_path
+from tidal.source.stored_artifact import check_stored_artifact, remove_artifacts
 
 log = logging.getLogger(__name__)
 
 API_PATH = "/apis/source.toolkit.fluxcd.io/v1"
-ARTIFACT_VERIFICATION_FAILED = "ArtifactVerificationFailed"
 ARCHIVE_OPERATION_FAILED = "ArchiveOperationFailed"
 UNSUPPORTED_CONFIGURATION = "UnsupportedConfiguration"
 ORIGIN_REVISION_ANNOTATION = f"{GROUP}/originRevision"
@@ -274,12 +274,9 @@ class OCIRepositoryReconciler:
 
     async def _delete(self, obj: OCIRepository) -> Result:
         meta = obj.metadata
-        try:
-            await asyncio.to_thread(
-                self.storage.remove_all, OCI_REPOSITORY_KIND, meta.namespace, meta.name
-            )
-        except (OSError, StorageError) as e:
-            return Result.failure(f"garbage collection for deleted resource failed: {e}")
+        error = await remove_artifacts(self.storage, OCI_REPOSITORY_KIND, meta.namespace, meta.name)
+        if error:
+            return Result.failure(error)
         await remove_finalizer(
             self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
         )
@@ -288,43 +285,12 @@ class OCIRepositoryReconciler:
     # -- step 2: storage -----------------------------------------------------------------------
 
     async def _reconcile_storage(self, obj: OCIRepository) -> None:
-        artifact = obj.status.artifact
-        missing = False
-        if artifact is not None:
-            try:
-                await asyncio.to_thread(self.storage.collect_garbage, artifact.path)
-            except (OSError, StorageError) as e:
-                log.warning("garbage collection of %s failed: %s", artifact.path, e)
-            if not await asyncio.to_thread(self.storage.exists, artifact):
-                missing = True
-            else:
-                try:
-                    await asyncio.to_thread(self.storage.verify, artifact)
-                except (OSError, StorageError) as e:
-                    self.events.warning(
-                        obj.to_dict(),
-                        ARTIFACT_VERIFICATION_FAILED,
-                        f"failed to verify integrity of artifact: {e}",
-                    )
-                    await asyncio.to_thread(self._remove_file, artifact)
-                    missing = True
-            if missing:
-                obj.status.artifact = None
-                obj.status.url = ""
+        missing = await check_stored_artifact(self.storage, self.events, obj)
         if obj.status.artifact is None:
             message = "building artifact" + (": disappeared from storage" if missing else "")
             conditions.mark_reconciling(obj, PROGRESSING, message)
             conditions.delete(obj, ARTIFACT_IN_STORAGE)
             return
-        obj.status.artifact = self.storage.with_current_url(obj.status.artifact)
-        if obj.status.url:
-            obj.status.url = self.storage.set_hostname(obj.status.url)
-
-    def _remove_file(self, artifact: Artifact) -> None:
-        try:
-            self.storage.local_path(artifact.path).unlink(missing_ok=True)
-        except (OSError, StorageError) as e:
-            log.warning("removing %s failed: %s", artifact.path, e)
 
     # -- step 3: source ------------------------------------------------------------------------
 
