@@ -41,6 +41,9 @@ CHART_FILES = {
         "data:\n  greeting: {{ .Values.greeting | quote }}\n"
         '  token: {{ .Values.token | default "none" | quote }}\n'
         "  chart: {{ .Chart.Version | quote }}\n"
+        # Helm's lookup reads the cluster the release goes to.
+        '{{- $found := lookup "v1" "ConfigMap" .Release.Namespace "preexisting" }}\n'
+        '  looked: {{ dig "data" "value" "none" $found | quote }}\n'
     ),
     "templates/extra.yaml": (
         "{{- if .Values.extra }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n"
@@ -149,6 +152,8 @@ async def test_install_upgrade_and_uninstall_through_a_chart_template(
     kubeconfig = str(cluster.kubeconfig)
     await helm_repository(kube, namespace, server.url)
     await secret(kube, namespace, "app-secrets", {"token": "s3cret"})
+    preexisting = {"metadata": {"name": "preexisting"}, "data": {"value": "found"}}
+    await kube.create(f"/api/v1/namespaces/{namespace}/configmaps", preexisting)
     await create_hr(
         kube,
         namespace,
@@ -197,7 +202,7 @@ async def test_install_upgrade_and_uninstall_through_a_chart_template(
     assert ids == {f"{namespace}_app__ConfigMap", f"{namespace}_app-extra__ConfigMap"}
 
     cm = await kube.get(cm_path(namespace, "app"))
-    assert cm["data"] == {"greeting": "hi", "token": "s3cret", "chart": "1.0.0"}
+    assert cm["data"] == {"greeting": "hi", "token": "s3cret", "chart": "1.0.0", "looked": "found"}
     labels = cm["metadata"]["labels"]
     assert labels["helm.toolkit.fluxcd.io/name"] == "app"
     assert labels["helm.toolkit.fluxcd.io/namespace"] == namespace
@@ -484,3 +489,54 @@ async def test_drift_is_corrected_when_enabled_and_only_reported_with_warn(
     obj = await wait_for_object(kube, path, handled("drift-2"), "drift reported", controller, 60)
     assert condition(obj, "Drifted")["status"] == "True"
     assert (await kube.get(cm_path(namespace, "app")))["data"]["greeting"] == "edited"
+
+
+WIDGETS = {
+    "crds/widgets.yaml": (
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+        "  name: widgets.hr.tidal.test\nspec:\n  group: hr.tidal.test\n  scope: Namespaced\n"
+        "  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}\n"
+        "  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n"
+        "      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}\n"
+    ),
+    "templates/widget.yaml": (
+        "apiVersion: hr.tidal.test/v1\nkind: Widget\nmetadata:\n  name: {{ .Release.Name }}\n"
+        "status:\n  phase: Spinning\n"
+    ),
+}
+
+
+async def test_health_check_exprs_judge_custom_resources_while_waiting(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    charts: ChartRepository,
+    server: ChartServer,
+) -> None:
+    charts.add("widgets", "1.0.0", extra_files=WIDGETS)
+    await helm_repository(kube, namespace, server.url)
+    expr = {"apiVersion": "hr.tidal.test/v1", "kind": "Widget"}
+    await create_hr(
+        kube,
+        namespace,
+        "w",
+        {
+            "chart": {"spec": {"chart": "widgets", "sourceRef": {"kind": "HelmRepository",
+                                                                 "name": "charts"}}},
+            "timeout": "3s",
+            "healthCheckExprs": [{**expr, "current": "status.phase == 'Done'"}],
+        },
+    )  # fmt: skip
+    path = hr_path(namespace, "w")
+
+    def install_failed(obj: dict[str, Any]) -> bool:
+        return condition(obj, "Ready").get("reason") == "InstallFailed"
+
+    obj = await wait_for_object(kube, path, install_failed, "install timed out", controller, 60)
+    assert "Widget" in condition(obj, "Ready")["message"]
+    # The same object judged by an expression it meets: the release goes through.
+    await kube.patch(
+        path, {"spec": {"healthCheckExprs": [{**expr, "current": "status.phase == 'Spinning'"}]}}
+    )
+    await wait_for_object(kube, path, ready("UpgradeSucceeded"), "healthy", controller, 60)

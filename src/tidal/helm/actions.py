@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
@@ -32,7 +32,7 @@ from tidal.helm.resources import BuildError, Item
 from tidal.helm.storage import Release
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.discovery import Discovery, Resource
-from tidal.ssa.manager import ResourceManager
+from tidal.ssa.manager import ResourceManager, StatusReader
 
 __all__ = [
     "ActionError",
@@ -74,6 +74,8 @@ class ActionOptions:
     create_namespace: bool = False
     max_history: int = 5
     description: str = ""
+    # Custom status readers per (group, kind) for the wait (Flux's healthCheckExprs).
+    health_readers: Mapping[tuple[str, str], StatusReader] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,11 @@ class _Session:
     async def wait(self, items: Sequence[Item]) -> None:
         if self.options.wait:
             await wait.wait(
-                self.manager, items, self.options.timeout, with_jobs=self.options.wait_for_jobs
+                self.manager,
+                items,
+                self.options.timeout,
+                with_jobs=self.options.wait_for_jobs,
+                custom=self.options.health_readers,
             )
 
 

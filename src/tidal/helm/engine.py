@@ -15,6 +15,7 @@ the library documents charts as immutable and safe to share between threads.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from typing import Any
@@ -74,12 +75,14 @@ _configs_lock = threading.Lock()
 
 
 def _config(kubeconfig: str) -> Any:
-    # One Config per kubeconfig: it only parses options until `lookup` contacts the server.
+    # One Config per kubeconfig (its YAML text, which the SDK keeps in a private temporary
+    # file while the Config lives): it only parses options until `lookup` contacts the server.
+    key = hashlib.sha256(kubeconfig.encode()).hexdigest()
     with _configs_lock:
-        cfg = _configs.get(kubeconfig)
+        cfg = _configs.get(key)
         if cfg is None:
-            cfg = _helm.Config(kubeconfig_path=kubeconfig)
-            _configs[kubeconfig] = cfg
+            cfg = _helm.Config(kubeconfig_content=kubeconfig)
+            _configs[key] = cfg
         return cfg
 
 
@@ -88,7 +91,8 @@ def render_templates(
 ) -> dict[str, str]:
     """Helm's engine.Render: template path -> rendered text (NOTES.txt and empty files too).
 
-    With `kubeconfig`, `lookup` reads the live cluster (Helm's install without dry-run);
+    With `kubeconfig` (a kubeconfig's YAML text), `lookup` reads the live cluster (Helm's
+    install without dry-run);
     without, it returns empty results as in `helm template`.
     """
     payload = json.dumps(values)

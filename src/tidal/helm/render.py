@@ -131,7 +131,8 @@ def render_files(
 
     `kube_version` and `api_versions` are `.Capabilities` (discover them from the cluster with
     tidal.helm.capabilities); `api_versions` are added to Helm's built-in set, as
-    `helm template --api-versions` does. With `kubeconfig`, `lookup` reads that cluster.
+    `helm template --api-versions` does. With `kubeconfig` (YAML text), `lookup` reads that
+    cluster.
     """
     from tidal.helm import engine
 

@@ -149,12 +149,19 @@ async def _poll(
 
 
 async def wait(
-    manager: ResourceManager, items: Sequence[Item], within: float, *, with_jobs: bool
+    manager: ResourceManager,
+    items: Sequence[Item],
+    within: float,
+    *,
+    with_jobs: bool,
+    custom: Mapping[tuple[str, str], StatusReader] | None = None,
 ) -> None:
     """Helm's Wait / WaitWithJobs: every object Current (paused Deployments are not waited
-    for). Jobs count as ready once started, or with `with_jobs` once complete."""
+    for). Jobs count as ready once started, or with `with_jobs` once complete. `custom`
+    readers (Flux's healthCheckExprs) come before these, as in helm-controller."""
     readers: dict[tuple[str, str], StatusReader] = {
-        ("batch", "Job"): helm_job_status if with_jobs else kstatus_job_status
+        ("batch", "Job"): helm_job_status if with_jobs else kstatus_job_status,
+        **(custom or {}),
     }
     waited = [i for i in items if not _paused(i)]
     await _poll(manager, waited, within, readers, ready_done, ready_error)

@@ -11,6 +11,7 @@ reasons and counters are helm-controller's, so alerts and dashboards read the sa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import time
@@ -71,6 +72,7 @@ from tidal.helmrelease.state import State, StateError, Status, determine
 from tidal.kube.client import ApiError, Kube
 from tidal.runtime import conditions
 from tidal.ssa.changeset import ChangeSet
+from tidal.ssa.manager import StatusReader
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,8 @@ class Request:
     inventory: Callable[[Release], None] = field(default=lambda _r: None)
     # --override-manager: fields they own are taken back before drift is judged.
     override_managers: tuple[str, ...] = ()
+    # spec.healthCheckExprs as status readers for the waits of install, upgrade and rollback.
+    health_readers: Mapping[tuple[str, str], StatusReader] = field(default_factory=dict)
     # Filled in by the loop when the release drifted: what the correction step undoes.
     drift: list[drift_mod.Change] = field(default_factory=list)
     drifted: Release | None = None
@@ -240,7 +244,21 @@ def _replace_condition(obj: HelmRelease, target: str, to: str, reason: str, mess
 # -- the actions ---------------------------------------------------------------------------
 
 
-def _action_options(obj: HelmRelease, action: str) -> actions.ActionOptions:
+def _action_options(
+    obj: HelmRelease,
+    action: str,
+    readers: Mapping[tuple[str, str], StatusReader] | None = None,
+) -> actions.ActionOptions:
+    """Helm's options for `action` from the spec, defaulted as helm-controller does; custom
+    health readers only with the poller wait strategy, as Flux uses them."""
+    options = _spec_options(obj, action)
+    poller = obj.spec.wait_strategy is None or obj.spec.wait_strategy.name == "poller"
+    if readers and poller:
+        options = dataclasses.replace(options, health_readers=dict(readers))
+    return options
+
+
+def _spec_options(obj: HelmRelease, action: str) -> actions.ActionOptions:
     spec = obj.spec
     default = spec.timeout_seconds()
     max_history = spec.effective_max_history()
@@ -430,7 +448,7 @@ async def _install(req: Request) -> None:
             rendered=rendered,
             manifest=rendered.manifest,
             hooks=rendered.hooks,
-            options=_action_options(obj, INSTALL),
+            options=_action_options(obj, INSTALL, req.health_readers),
         )
     except Exception as e:
         error = _failure_text(e)
@@ -460,7 +478,7 @@ async def _upgrade(req: Request) -> None:
                 rendered=rendered,
                 manifest=rendered.manifest,
                 hooks=rendered.hooks,
-                options=_action_options(obj, UPGRADE),
+                options=_action_options(obj, UPGRADE, req.health_readers),
             )
         except Exception as e:
             error = _failure_text(e)
@@ -558,7 +576,7 @@ async def _rollback(req: Request) -> None:
             name=prev.name,
             storage_namespace=req.storage_namespace,
             to_version=prev.version,
-            options=_action_options(obj, ROLLBACK),
+            options=_action_options(obj, ROLLBACK, req.health_readers),
         )
     except actions.ActionError as e:
         error = str(e)

@@ -48,6 +48,7 @@ from tidal.api.meta import (
 )
 from tidal.helm import actions, capabilities, storage
 from tidal.helm.chart import ChartError, LoadedChart, load_chart
+from tidal.helm.kubeconfig import kubeconfig_for
 from tidal.helm.render import Rendered, RenderError, assemble, render_files
 from tidal.helm.storage import Release
 from tidal.helmrelease import atomic, chart_source, history
@@ -271,7 +272,7 @@ class HelmReleaseReconciler:
     async def _reconcile(self, run: _Run) -> atomic.Outcome:
         obj = run.obj
         try:
-            cel.health_check_readers(obj.spec.health_check_exprs)
+            health = cel.health_check_readers(obj.spec.health_check_exprs)
             ready_exprs = cel.ready_expressions(obj.spec.depends_on)
         except cel.CelError as e:
             message = f"{cel.TERMINAL_ERROR_MESSAGE}: {e}"
@@ -342,6 +343,8 @@ class HelmReleaseReconciler:
         kube_version, api_versions = await self._discover(client)
         renderers = PostRenderers.of(obj)
         target_ns = obj.target_namespace()
+        # `lookup` in templates reads the cluster with the identity the release is made with.
+        lookup_kubeconfig = await asyncio.to_thread(kubeconfig_for, client)
 
         async def render(revision: int, is_install: bool, is_upgrade: bool) -> Rendered:
             files = await asyncio.to_thread(
@@ -355,6 +358,7 @@ class HelmReleaseReconciler:
                 is_upgrade=is_upgrade,
                 kube_version=kube_version,
                 api_versions=api_versions,
+                kubeconfig=lookup_kubeconfig,
             )
             rendered_files = await post_render(
                 files.files, renderers, self.engine, build_timeout=obj.spec.timeout_seconds()
@@ -385,6 +389,7 @@ class HelmReleaseReconciler:
             default_to_retry=self.settings.default_to_retry_on_failure,
             inventory=record_inventory,
             override_managers=self.settings.override_managers,
+            health_readers={gk: ev.read for gk, ev in health.items()},
         )
         try:
             return await atomic.release(request)

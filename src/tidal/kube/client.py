@@ -108,6 +108,8 @@ class Kube:
         )
         # Kubernetes reads each Impersonate-Group header line as one group and does not split
         # on commas, so the groups travel as repeated headers.
+        self.impersonate = impersonate
+        self.impersonate_groups = impersonate_groups
         self._identity: list[tuple[str, str]] = []
         if impersonate:
             self._identity.append(("Impersonate-User", impersonate))
