@@ -540,3 +540,35 @@ async def test_health_check_exprs_judge_custom_resources_while_waiting(
         path, {"spec": {"healthCheckExprs": [{**expr, "current": "status.phase == 'Spinning'"}]}}
     )
     await wait_for_object(kube, path, ready("UpgradeSucceeded"), "healthy", controller, 60)
+
+
+async def test_a_release_the_helm_cli_installed_is_adopted(
+    kube: Kube,
+    namespace: str,
+    crds: None,
+    controller: RunningController,
+    cluster: Any,
+    helm_bin: Path,
+    charts: ChartRepository,
+    server: ChartServer,
+) -> None:
+    archive = charts.root / "app-1.0.0.tgz"
+    install = await asyncio.to_thread(
+        subprocess.run,
+        [str(helm_bin), "--kubeconfig", str(cluster.kubeconfig), "install", "app", str(archive),
+         "-n", namespace, "--set", "greeting=from-cli"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    await helm_repository(kube, namespace, server.url)
+    spec = {"chart": chart_template(), "values": {"greeting": "x"}}
+    await create_hr(kube, namespace, "app", spec)
+    path = hr_path(namespace, "app")
+    obj = await wait_for_object(kube, path, ready("UpgradeSucceeded"), "adopted", controller, 90)
+    # Not in the history the controller made: taken over with an upgrade on top of the CLI's.
+    assert [(h["version"], h["status"]) for h in obj["status"]["history"]] == [(2, "deployed")]
+    assert (await kube.get(cm_path(namespace, "app")))["data"]["greeting"] == "x"
+    history = helm(helm_bin, str(cluster.kubeconfig), "history", "app", "-n", namespace)
+    assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "deployed")]
