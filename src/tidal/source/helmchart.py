@@ -10,7 +10,10 @@
    the chart is built, chosen by the source:
    - HelmRepository type default: the version is chosen from the repository's stored index
      (its digest checked) and the chart downloaded with the repository's credentials;
-   - HelmRepository type oci: stalls, tidal has no OCI registry client yet;
+   - HelmRepository type oci: the version is chosen from the registry's tags (`_` read as
+     `+`) and the chart layer pulled with tidal.source.oci, with the repository's pull Secret;
+   - spec.verify: Stalled with VerificationError, as tidal cannot verify charts yet (an
+     unverified chart is never handed out);
    - GitRepository: the artifact is unpacked (tidal.source.archive.safe_extract) and the chart
      directory loaded, given its values files and dependencies, and packaged.
    A build reusing the stored artifact downloads nothing (tidal.source.helm.chart_build).
