@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="compile the pinned binaries (a no-op when cached)")
     b.add_argument("--force", action="store_true", help="rebuild even when cached")
     bp = sub.add_parser(
-        "build-peers", help="compile Flux's source- and kustomize-controller for the benchmarks"
+        "build-peers",
+        help="compile Flux's source-, kustomize- and helm-controller for the benchmarks",
     )
     bp.add_argument("--force", action="store_true", help="rebuild even when cached")
     for name, text in (
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
             for path in peers.build_peers(force=args.force):
                 print(path)
+            print(peers.build_helm_controller(force=args.force))
         elif args.cmd == "up":
             state = plane.up(args.dir)
             print(f"export KUBECONFIG={state.kubeconfig}")
