@@ -178,7 +178,8 @@ def test_oci_digest_tracking_version() -> None:
     with pytest.raises(chart_source.SourceError, match="does not match chart version"):
         chart_source.digest_version("1.2.3", f"2.0.0@{digest}")
     chart_yaml = "apiVersion: v2\nname: app\nversion: 1.2.3\nappVersion: 1.0\n"
-    out = chart_source.with_chart_version(_archive(chart_yaml), "1.2.3+abababababab")
+    out, tracked = chart_source.track_digest(_archive(chart_yaml), f"1.2.3@{digest}")
+    assert tracked == digest
     with tarfile.open(fileobj=io.BytesIO(out), mode="r:gz") as tar:
         text = tar.extractfile("app/Chart.yaml").read().decode()  # type: ignore[union-attr]
     # Only the version line changes: appVersion keeps its text (1.0, not a float).

@@ -28,7 +28,7 @@ from tidal.kustomize.build import Engine
 from tidal.kustomize.drift_watch import DriftWatch
 from tidal.kustomize.render import Renderer
 from tidal.runtime import feature_gates, logs
-from tidal.runtime.controller import Controller
+from tidal.runtime.controller import Controller, ReconcileFn
 from tidal.runtime.informer import Informer, collection_path, lean
 from tidal.runtime.jitter import IntervalJitter
 from tidal.runtime.manager import Manager, ManagerOptions
@@ -260,23 +260,14 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         ),
     )
     namespace = "" if flags["watch_all_namespaces"] else obj.namespace
-    informer = Informer(
+    informer = _informer(
         kube,
+        flags,
         collection_path("source.toolkit.fluxcd.io/v1", "gitrepositories", namespace),
-        label_selector=flags["watch_label_selector"],
-        transform=lean,
-        name="gitrepository",
-    )
-    git_controller = Controller(
         "gitrepository",
-        "GitRepository",
-        informer,
-        reconciler.reconcile,
-        metrics=manager.registry,
-        concurrency=flags["concurrent"],
-        min_retry_delay=flags["min_retry_delay"],
-        max_retry_delay=flags["max_retry_delay"],
-        jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+    )
+    git_controller = _controller(
+        manager, flags, "gitrepository", "GitRepository", informer, reconciler.reconcile
     )
     # A new artifact wakes the GitRepositories that include it (Flux's include watch).
     informer.add_handler(on_update=include_watch(informer.list, git_controller.enqueue))
@@ -288,33 +279,28 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         events,
         HelmRepositorySettings(max_index_size=flags["helm_index_max_size"]),
     )
-    helm_informer = Informer(
+    helm_informer = _informer(
         kube,
+        flags,
         collection_path("source.toolkit.fluxcd.io/v1", "helmrepositories", namespace),
-        label_selector=flags["watch_label_selector"],
-        transform=lean,
-        name="helmrepository",
+        "helmrepository",
     )
     manager.add(
-        Controller(
+        _controller(
+            manager,
+            flags,
             "helmrepository",
             "HelmRepository",
             helm_informer,
             helm_reconciler.reconcile,
-            metrics=manager.registry,
-            concurrency=flags["concurrent"],
-            min_retry_delay=flags["min_retry_delay"],
-            max_retry_delay=flags["max_retry_delay"],
-            jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
         )
     )
 
-    chart_informer = Informer(
+    chart_informer = _informer(
         kube,
+        flags,
         collection_path("source.toolkit.fluxcd.io/v1", "helmcharts", namespace),
-        label_selector=flags["watch_label_selector"],
-        transform=lean,
-        name="helmchart",
+        "helmchart",
     )
     chart_reconciler = HelmChartReconciler(
         kube,
@@ -326,16 +312,8 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         ),
         list_helm_repositories=helm_informer.list,
     )
-    chart_controller = Controller(
-        "helmchart",
-        "HelmChart",
-        chart_informer,
-        chart_reconciler.reconcile,
-        metrics=manager.registry,
-        concurrency=flags["concurrent"],
-        min_retry_delay=flags["min_retry_delay"],
-        max_retry_delay=flags["max_retry_delay"],
-        jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+    chart_controller = _controller(
+        manager, flags, "helmchart", "HelmChart", chart_informer, chart_reconciler.reconcile
     )
     # A new artifact of a chart's source wakes the chart (Flux's source watches).
     for source_kind, source_informer in (
@@ -349,24 +327,15 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
     manager.on_stop.append(chart_reconciler.close)
 
     oci_reconciler = OCIRepositoryReconciler(kube, storage, events)
-    oci_informer = Informer(
+    oci_informer = _informer(
         kube,
+        flags,
         collection_path("source.toolkit.fluxcd.io/v1", "ocirepositories", namespace),
-        label_selector=flags["watch_label_selector"],
-        transform=lean,
-        name="ocirepository",
+        "ocirepository",
     )
     manager.add(
-        Controller(
-            "ocirepository",
-            "OCIRepository",
-            oci_informer,
-            oci_reconciler.reconcile,
-            metrics=manager.registry,
-            concurrency=flags["concurrent"],
-            min_retry_delay=flags["min_retry_delay"],
-            max_retry_delay=flags["max_retry_delay"],
-            jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+        _controller(
+            manager, flags, "ocirepository", "OCIRepository", oci_informer, oci_reconciler.reconcile
         )
     )
 
@@ -382,12 +351,8 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
         strict_substitution=gates["StrictPostBuildSubstitutions"],
         sops_age_secret=_namespaced(flags["sops_age_secret"]),
     )
-    ks_informer = Informer(
-        kube,
-        collection_path(KS_API_VERSION, ks.PLURAL, namespace),
-        label_selector=flags["watch_label_selector"],
-        transform=lean,
-        name="kustomization",
+    ks_informer = _informer(
+        kube, flags, collection_path(KS_API_VERSION, ks.PLURAL, namespace), "kustomization"
     )
     ks_reconciler = ks.KustomizationReconciler(
         kube,
@@ -412,16 +377,8 @@ async def _run(obj: Any, flags: dict[str, Any]) -> None:
             KUSTOMIZATION_KIND: ks_informer.get,
         },
     )
-    ks_controller = Controller(
-        "kustomization",
-        "Kustomization",
-        ks_informer,
-        ks_reconciler.reconcile,
-        metrics=manager.registry,
-        concurrency=flags["concurrent"],
-        min_retry_delay=flags["min_retry_delay"],
-        max_retry_delay=flags["max_retry_delay"],
-        jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+    ks_controller = _controller(
+        manager, flags, "kustomization", "Kustomization", ks_informer, ks_reconciler.reconcile
     )
     informer.add_handler(
         on_update=ks.source_watch("GitRepository", ks_informer.list, ks_controller.enqueue)
@@ -492,12 +449,11 @@ def _add_helm_releases(
 
     hr_events = EventRecorder(kube, "helm-controller")
     gates = flags["feature_gates"]
-    hr_informer = Informer(
+    hr_informer = _informer(
         kube,
+        flags,
         collection_path("helm.toolkit.fluxcd.io/v2", hr.PLURAL, namespace),
-        label_selector=flags["watch_label_selector"],
-        transform=lean,
-        name="helmrelease",
+        "helmrelease",
     )
     hr_reconciler = hr.HelmReleaseReconciler(
         kube,
@@ -513,16 +469,8 @@ def _add_helm_releases(
             override_managers=tuple(flags["override_manager"]),
         ),
     )
-    hr_controller = Controller(
-        "helmrelease",
-        "HelmRelease",
-        hr_informer,
-        hr_reconciler.reconcile,
-        metrics=manager.registry,
-        concurrency=flags["concurrent"],
-        min_retry_delay=flags["min_retry_delay"],
-        max_retry_delay=flags["max_retry_delay"],
-        jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+    hr_controller = _controller(
+        manager, flags, "helmrelease", "HelmRelease", hr_informer, hr_reconciler.reconcile
     )
     # A new chart artifact wakes the releases that use it (Flux's source watches).
     for kind, source_informer in (("HelmChart", chart_informer), ("OCIRepository", oci_informer)):
@@ -531,3 +479,32 @@ def _add_helm_releases(
         )
     manager.add(hr_controller)
     manager.on_stop += [hr_reconciler.close, hr_events.close]
+
+
+def _informer(kube: Kube, flags: dict[str, Any], path: str, name: str) -> Informer:
+    """An informer of one kind, filtered by --watch-label-selector, as every controller uses."""
+    return Informer(
+        kube, path, label_selector=flags["watch_label_selector"], transform=lean, name=name
+    )
+
+
+def _controller(
+    manager: Manager,
+    flags: dict[str, Any],
+    name: str,
+    kind: str,
+    informer: Informer,
+    reconcile: ReconcileFn,
+) -> Controller:
+    """A controller with the flags every kind shares (concurrency, retry delays, jitter)."""
+    return Controller(
+        name,
+        kind,
+        informer,
+        reconcile,
+        metrics=manager.registry,
+        concurrency=flags["concurrent"],
+        min_retry_delay=flags["min_retry_delay"],
+        max_retry_delay=flags["max_retry_delay"],
+        jitter=IntervalJitter(float(flags["interval_jitter_percentage"])),
+    )

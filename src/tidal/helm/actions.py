@@ -31,7 +31,7 @@ from tidal.helm.render import Rendered
 from tidal.helm.resources import BuildError, Item
 from tidal.helm.storage import Release
 from tidal.kube.client import ApiError, Kube
-from tidal.kube.discovery import Discovery, Resource
+from tidal.kube.discovery import Resource, shared_discovery
 from tidal.ssa.manager import ResourceManager, StatusReader
 
 __all__ = [
@@ -107,7 +107,7 @@ class _Session:
         self.kube = kube
         self.storage_namespace = storage_namespace
         self.options = options
-        self.discovery = Discovery(kube)
+        self.discovery = shared_discovery(kube)
         self.manager = ResourceManager(kube, self.discovery, owner=options.field_manager)
 
     def mode(self, server_side: bool) -> ApplyMode:

@@ -68,7 +68,7 @@ from tidal.helmrelease.remediation import (
     upgrade_remediation,
     upgrade_retry,
 )
-from tidal.helmrelease.state import State, StateError, Status, determine
+from tidal.helmrelease.state import PENDING, State, StateError, Status, determine
 from tidal.kube.client import ApiError, Kube
 from tidal.runtime import conditions
 from tidal.ssa.changeset import ChangeSet
@@ -161,10 +161,8 @@ class Request:
     # Filled in by the loop when the release drifted: what the correction step undoes.
     drift: list[drift_mod.Change] = field(default_factory=list)
     drifted: Release | None = None
-
-    @property
-    def chart_version(self) -> str:
-        return self.chart.version
+    # Helm's stored revisions of the release (oldest first), read at the start of each turn.
+    revisions: list[Release] = field(default_factory=list)
 
 
 # -- conditions and events -----------------------------------------------------------------
@@ -333,9 +331,13 @@ async def _history_after(req: Request, since: int) -> list[Release]:
     return [r for r in revisions if r.version >= since]
 
 
-async def _latest(req: Request) -> Release | None:
-    revisions = await storage.history(req.kube, req.storage_namespace, req.release_name)
-    return revisions[-1] if revisions else None
+def _latest(req: Request) -> Release | None:
+    """The newest stored revision, as read at the start of this turn of the loop."""
+    return req.revisions[-1] if req.revisions else None
+
+
+def _stored(req: Request, version: int) -> Release | None:
+    return next((r for r in req.revisions if r.version == version), None)
 
 
 def _record(req: Request, written: list[Release], action: str) -> None:
@@ -460,7 +462,7 @@ async def _install(req: Request) -> None:
 async def _upgrade(req: Request) -> None:
     obj = req.obj
     started = _begin(req, _UPGRADE)
-    latest = await _latest(req)
+    latest = _latest(req)
     error: str | None = None
     if latest is None:
         error = f'"{req.release_name}" has no deployed releases'
@@ -469,7 +471,7 @@ async def _upgrade(req: Request) -> None:
         revision = latest.version + 1
         try:
             rendered = await req.render(revision, False, True)
-            current = await _current_for_upgrade(req) or latest
+            current = _current_for_upgrade(req) or latest
             await actions.upgrade(
                 req.kube,
                 current=current,
@@ -487,11 +489,10 @@ async def _upgrade(req: Request) -> None:
     await _conclude(req, _UPGRADE, error, written, any(r.version >= revision for r in written))
 
 
-async def _current_for_upgrade(req: Request) -> Release | None:
+def _current_for_upgrade(req: Request) -> Release | None:
     """Helm upgrades from the last deployed revision, or the last one when none is."""
-    revisions = await storage.history(req.kube, req.storage_namespace, req.release_name)
-    deployed = [r for r in revisions if r.info.status == storage.DEPLOYED]
-    return deployed[-1] if deployed else (revisions[-1] if revisions else None)
+    deployed = [r for r in req.revisions if r.info.status == storage.DEPLOYED]
+    return deployed[-1] if deployed else _latest(req)
 
 
 async def _test(req: Request) -> None:
@@ -502,7 +503,7 @@ async def _test(req: Request) -> None:
     error: str | None = None
     tested: Release | None = None
     try:
-        rls = await storage.get(req.kube, req.storage_namespace, cur.name, cur.version)
+        rls = _stored(req, cur.version)
         if rls is None:
             raise actions.ActionError(f"release: not found: {cur.full_release_name()}")
         filters = [
@@ -603,19 +604,12 @@ async def _rollback(req: Request) -> None:
 
 
 def _record_rollback(req: Request, written: list[Release]) -> None:
-    obj = req.obj
-    snaps = list(obj.status.history)
+    snaps = list(req.obj.status.history)
     for r in sorted(written, key=lambda x: x.version):
-        for i, s in enumerate(snaps):
-            if (s.name, s.namespace, s.version) == (r.name, r.namespace, r.version):
-                fresh = history.snapshot(r, action=ROLLBACK, oci_digest=s.oci_digest)
-                fresh.test_hooks = s.test_hooks
-                snaps[i] = fresh
-                break
-        else:
+        if not history.refresh(snaps, r, ROLLBACK):
             snaps.insert(0, history.snapshot(r, action=ROLLBACK))
             req.inventory(r)
-    obj.status.history = snaps
+    req.obj.status.history = snaps
 
 
 async def _uninstall_remediation(req: Request) -> None:
@@ -631,7 +625,7 @@ async def _uninstall_remediation(req: Request) -> None:
         error = str(e)
         rls = e.release
     if rls is not None:
-        _refresh(obj, rls, "uninstall-remediation")
+        history.refresh(obj.status.history, rls, "uninstall-remediation")
     unchanged = obj.status.history[0].digest == cur.digest
     if error is None and unchanged and rls is None:
         error = "uninstall completed with error: no storage update"
@@ -653,15 +647,6 @@ async def _uninstall_remediation(req: Request) -> None:
     req.emit("normal", UNINSTALL_SUCCEEDED, message, _snapshot_meta(latest))
 
 
-def _refresh(obj: HelmRelease, rls: Release, action: str) -> None:
-    for i, s in enumerate(obj.status.history):
-        if (s.name, s.namespace, s.version) == (rls.name, rls.namespace, rls.version):
-            fresh = history.snapshot(rls, action=action, oci_digest=s.oci_digest)
-            fresh.test_hooks = s.test_hooks
-            obj.status.history[i] = fresh
-            return
-
-
 async def uninstall_release(
     kube: Kube, obj: HelmRelease, name: str, storage_namespace: str
 ) -> Release:
@@ -679,12 +664,8 @@ async def uninstall_release(
 async def _unlock(req: Request) -> None:
     obj = req.obj
     try:
-        latest = await _latest(req)
-        if latest is None or latest.info.status not in (
-            "pending-install",
-            "pending-upgrade",
-            "pending-rollback",
-        ):
+        latest = _latest(req)
+        if latest is None or latest.info.status not in PENDING:
             return
         status = latest.info.status
         cur = history.snapshot(latest)
@@ -704,7 +685,7 @@ async def _unlock(req: Request) -> None:
             conditions.mark_false(obj, RELEASED, PENDING_RELEASE, "%s", message)
             req.emit("warning", PENDING_RELEASE, message, _snapshot_meta(cur))
             raise ReleaseError(message) from None
-        _refresh(obj, latest, "")
+        history.refresh(obj.status.history, latest)
         message = FMT_UNLOCK_SUCCESS.format(
             release=cur.full_release_name(), chart=history.chart_name(cur), status=status
         )
@@ -883,7 +864,7 @@ async def next_step(req: Request, state: State) -> Step | None:
                     "missing target release for rollback: cannot remediate failed release",
                     terminal=True,
                 )
-            stored = await storage.get(req.kube, req.storage_namespace, prev.name, prev.version)
+            stored = _stored(req, prev.version)
             if stored is None:
                 # The rollback target is gone from storage: upgrade instead.
                 return UPGRADE_STEP
@@ -926,7 +907,9 @@ async def release(req: Request) -> Outcome:
     obj = req.obj
     previous: list[Kind] = []
     while True:
-        latest = await _latest(req)
+        # One read of Helm's storage per turn: the state and the next action use it.
+        req.revisions = await storage.history(req.kube, req.storage_namespace, req.release_name)
+        latest = _latest(req)
         try:
             state = determine(obj, latest, req.chart.metadata, req.values)
             if state.status is Status.IN_SYNC and _drift_mode(obj) != "disabled":

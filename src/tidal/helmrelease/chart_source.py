@@ -13,14 +13,11 @@ digest as build metadata (`1.2.3+<12 hex>`), as Flux does, so a re-pushed tag up
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import tarfile
 from collections.abc import Mapping
 from typing import Any, Final
-
-import aiohttp
 
 from tidal.api.helmrelease import NAME_LABEL, NAMESPACE_LABEL, HelmRelease
 from tidal.kube.client import ApiError, Kube
@@ -32,7 +29,6 @@ EXTERNAL_ARTIFACT_KIND: Final = "ExternalArtifact"
 _PLURALS: Final = {HELM_CHART_KIND: "helmcharts", OCI_REPOSITORY_KIND: "ocirepositories"}
 # A chart archive is read whole into memory to be loaded; this bounds it.
 MAX_CHART_BYTES: Final = 64 * 1024 * 1024
-_CHUNK: Final = 1 << 16
 
 
 class AccessDenied(Exception):
@@ -41,10 +37,6 @@ class AccessDenied(Exception):
 
 class SourceError(Exception):
     """The source cannot be read (reason ArtifactFailed)."""
-
-
-class ArtifactMissing(Exception):
-    """The artifact file is gone from the source's storage (retry after the dependency interval)."""
 
 
 def source_path(kind: str, namespace: str, name: str) -> str:
@@ -135,31 +127,6 @@ def source_ready(source: Mapping[str, Any]) -> str:
     return ""
 
 
-async def download(session: aiohttp.ClientSession, url: str, digest: str) -> bytes:
-    """The artifact's bytes, checked against `digest` (`sha256:<hex>`)."""
-    algorithm, _, expected = digest.partition(":")
-    if algorithm not in ("sha256", "sha384", "sha512") or not expected:
-        raise SourceError(f"unsupported digest '{digest}'")
-    hasher = hashlib.new(algorithm)
-    buf = io.BytesIO()
-    try:
-        async with session.get(url) as resp:
-            if resp.status == 404:
-                raise ArtifactMissing(url)
-            if resp.status != 200:
-                raise SourceError(f"failed to download artifact from '{url}': {resp.status}")
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                if buf.tell() + len(chunk) > MAX_CHART_BYTES:
-                    raise SourceError(f"artifact at '{url}' exceeds {MAX_CHART_BYTES} bytes")
-                hasher.update(chunk)
-                buf.write(chunk)
-    except aiohttp.ClientError as e:
-        raise SourceError(f"failed to download artifact from '{url}': {e}") from None
-    if hasher.hexdigest() != expected:
-        raise SourceError(f"failed to verify artifact: computed digest doesn't match '{digest}'")
-    return buf.getvalue()
-
-
 _SEMVER_TAG = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 
 
@@ -177,17 +144,21 @@ def digest_version(version: str, revision: str) -> tuple[str, str]:
     return f"{base}+{hex_digest[:12]}", digest
 
 
-_VERSION_LINE = re.compile(rb"^version:[^\r\n]*", re.MULTILINE)
+_VERSION_LINE = re.compile(rb"^version:([^\r\n]*)", re.MULTILINE)
 
 
 def _core(version: str) -> str:
     return version.lstrip("v").split("+", 1)[0]
 
 
-def with_chart_version(archive: bytes, version: str) -> bytes:
-    """The chart archive with `version:` in its top Chart.yaml replaced, so rendering and the
-    release record carry the digest-tracking version, as Flux's in-memory change does."""
+def track_digest(archive: bytes, revision: str) -> tuple[bytes, str]:
+    """The chart archive with the OCI artifact's digest in its version (`x.y.z+<12 hex>`, see
+    digest_version), and that digest. Only the top Chart.yaml's `version:` line changes:
+    re-dumping the YAML could retype other fields (an appVersion of 1.0) on their way back
+    into Helm. Rendering and the release record then carry the new version, as Flux's
+    in-memory change of the loaded chart does."""
     out = io.BytesIO()
+    digest = ""
     with (
         tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as src,
         tarfile.open(fileobj=out, mode="w:gz") as dst,
@@ -196,14 +167,17 @@ def with_chart_version(archive: bytes, version: str) -> bytes:
             data = src.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
             parts = member.name.split("/")
             if data is not None and len(parts) == 2 and parts[1] == "Chart.yaml":
-                # Only the top-level version line changes; re-dumping the YAML could retype
-                # other fields (an appVersion of 1.0) on their way back into Helm.
-                data, count = _VERSION_LINE.subn(f"version: {version}".encode(), data, count=1)
-                if count != 1:
+                found = _VERSION_LINE.search(data)
+                if found is None:
                     raise SourceError("chart has no top-level version in Chart.yaml")
+                old = found.group(1).decode().strip().strip("'\"")
+                version, digest = digest_version(old, revision)
+                data = _VERSION_LINE.sub(f"version: {version}".encode(), data, count=1)
                 member.size = len(data)
             dst.addfile(member, io.BytesIO(data) if data is not None else None)
-    return out.getvalue()
+    if not digest:
+        raise SourceError("chart archive has no Chart.yaml")
+    return out.getvalue(), digest
 
 
 async def read_source(kube: Kube, kind: str, namespace: str, name: str) -> Mapping[str, Any]:

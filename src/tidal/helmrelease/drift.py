@@ -25,7 +25,7 @@ from tidal.api.helmrelease import DRIFT_DETECTION_ANNOTATION, IgnoreRule
 from tidal.helm import resources
 from tidal.helm.storage import Release
 from tidal.kube.client import ApiError, Kube
-from tidal.kube.discovery import Discovery, NoMatchError, split_api_version
+from tidal.kube.discovery import Discovery, NoMatchError, shared_discovery, split_api_version
 from tidal.ssa import jsondiff
 from tidal.ssa import objects as o
 from tidal.ssa.changeset import Action, ChangeSet, Entry
@@ -295,7 +295,7 @@ async def detect(
     As Flux, objects that cannot be compared do not stop the others: their errors are
     logged when other objects drifted, and raised (DetectError) when none did. Taking fields
     over from `disallowed_managers` writes to the cluster, before any comparison."""
-    discovery = discovery or Discovery(kube)
+    discovery = discovery or shared_discovery(kube)
     rules = IgnoreRules([r.to_dict() for r in ignore], allow_root=True)
     errors: list[str] = []
     items = await _objects(discovery, release, errors)
@@ -363,7 +363,7 @@ async def correct(
     patch, each in Flux's apply order; every failure reported, none stopping the others.
     `release` is what the changes were detected for (the texts name it)."""
     del release  # the changes carry all they need; the parameter keeps the call Flux-shaped
-    discovery = discovery or Discovery(kube)
+    discovery = discovery or shared_discovery(kube)
     result = CorrectionResult(ChangeSet(), [])
     params = {"fieldManager": field_manager}
     for c in sorted((c for c in changes if c.type == "create"), key=_apply_order):

@@ -18,14 +18,10 @@ from datetime import UTC
 from typing import Any, Final
 
 from tidal.api.helmrelease import HelmSnapshot, TestHookStatus
-from tidal.helm.storage import Release, parse_go_time
+from tidal.helm.storage import DEPLOYED, SUPERSEDED, Release, parse_go_time
 from tidal.helmrelease.digests import config_digest
 
 SNAPSHOT_API_VERSION: Final = "v2"
-DEPLOYED: Final = "deployed"
-SUPERSEDED: Final = "superseded"
-FAILED: Final = "failed"
-UNINSTALLED: Final = "uninstalled"
 TEST_EVENT: Final = "test"
 PHASE_SUCCEEDED: Final = "Succeeded"
 PHASE_FAILED: Final = "Failed"
@@ -162,6 +158,20 @@ def truncate_ignoring_previous(history: list[HelmSnapshot]) -> list[HelmSnapshot
     return history[:1]
 
 
+def refresh(history: list[HelmSnapshot], r: Release, action: str | None = None) -> bool:
+    """Replace the snapshot of revision `r` with a fresh one (same OCI digest and test
+    results; the action kept unless given); whether it was there."""
+    for i, s in enumerate(history):
+        if (s.name, s.namespace, s.version) == (r.name, r.namespace, r.version):
+            fresh = snapshot(
+                r, action=s.action if action is None else action, oci_digest=s.oci_digest
+            )
+            fresh.test_hooks = s.test_hooks
+            history[i] = fresh
+            return True
+    return False
+
+
 def record(
     history: list[HelmSnapshot],
     releases: Iterable[Release],
@@ -176,10 +186,7 @@ def record(
         return history
     out = [snapshot(written[0], action=action, oci_digest=oci_digest), *history]
     for r in written[1:]:
-        for i, s in enumerate(out[1:], start=1):
-            if s.name == r.name and s.namespace == r.namespace and s.version == r.version:
-                fresh = snapshot(r, action=s.action, oci_digest=s.oci_digest)
-                fresh.test_hooks = s.test_hooks
-                out[i] = fresh
-                break
+        rest = out[1:]
+        refresh(rest, r)
+        out[1:] = rest
     return out

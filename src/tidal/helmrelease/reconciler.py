@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import tarfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ import msgspec
 from tidal.api.base import parse_duration
 from tidal.api.helmrelease import (
     HELM_RELEASE_FINALIZER,
+    SOURCE_NOT_READY,
+    VALUES_ERROR,
     HelmRelease,
     ResourceInventory,
     ResourceRef,
@@ -45,6 +48,7 @@ from tidal.api.meta import (
     RECONCILE_REQUEST_ANNOTATION,
     RECONCILING,
     STALLED,
+    Artifact,
 )
 from tidal.helm import actions, capabilities, storage
 from tidal.helm.chart import ChartError, LoadedChart, load_chart
@@ -58,7 +62,7 @@ from tidal.helmrelease.remediation import active_retry, clear_failures
 from tidal.helmrelease.values import HelmValuesParser, ValuesError, compose
 from tidal.kube import cel
 from tidal.kube.client import ApiError, Kube
-from tidal.kube.discovery import Discovery
+from tidal.kube.discovery import shared_discovery
 from tidal.kube.events import EventRecorder
 from tidal.kube.remote import KubeConfigOptions, RemoteClients, RemoteConfigError, read_kubeconfig
 from tidal.kustomize.build import Engine
@@ -67,14 +71,17 @@ from tidal.runtime import conditions
 from tidal.runtime.finalizers import add_finalizer, remove_finalizer
 from tidal.runtime.status import write_status
 from tidal.runtime.workers import Result
+from tidal.source.helm.source_artifact import (
+    ArtifactNotFoundError,
+    SourceArtifactError,
+    fetch_artifact,
+)
 
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER: Final = "helm-controller"
 PLURAL: Final = "helmreleases"
 API_PATH: Final = "/apis/helm.toolkit.fluxcd.io/v2"
-SOURCE_NOT_READY: Final = "SourceNotReady"
-VALUES_ERROR: Final = "ValuesError"
 CHART_MUTATE_ERROR: Final = "ChartMutateError"
 # .Capabilities are re-discovered at most this often (a CRD installed by one release becomes
 # visible to the next one within this time).
@@ -528,11 +535,14 @@ class HelmReleaseReconciler:
         return composed.values
 
     async def _chart(self, obj: HelmRelease, source: Mapping[str, Any]) -> tuple[LoadedChart, str]:
-        artifact = (source.get("status") or {}).get("artifact") or {}
-        url, digest = str(artifact.get("url", "")), str(artifact.get("digest", ""))
+        raw = (source.get("status") or {}).get("artifact") or {}
+        interval = parse_duration(obj.spec.interval)
         try:
-            data = await chart_source.download(self._http(), url, digest)
-        except chart_source.ArtifactMissing:
+            artifact = Artifact.from_dict(raw)
+            data = await fetch_artifact(
+                self._http(), artifact, max_size=chart_source.MAX_CHART_BYTES
+            )
+        except ArtifactNotFoundError:
             message = (
                 "Source not ready: artifact not found. Retrying in "
                 f"{self.settings.requeue_dependency:g}s"
@@ -540,36 +550,22 @@ class HelmReleaseReconciler:
             raise self._fail(
                 obj, ARTIFACT_FAILED, message, self.settings.requeue_dependency
             ) from None
-        except chart_source.SourceError as e:
+        except (SourceArtifactError, msgspec.ValidationError) as e:
             self._emit(obj, "warning", ARTIFACT_FAILED, str(e))
-            raise self._fail(
-                obj,
-                ARTIFACT_FAILED,
-                f"Could not load chart: {e}",
-                parse_duration(obj.spec.interval),
-            ) from None
+            raise self._fail(obj, ARTIFACT_FAILED, f"Could not load chart: {e}", interval) from None
         oci_digest = ""
         if source.get("kind") == chart_source.OCI_REPOSITORY_KIND:
             try:
-                version = await asyncio.to_thread(_archive_version, data)
-                new_version, oci_digest = chart_source.digest_version(
-                    version, str(artifact.get("revision", ""))
+                data, oci_digest = await asyncio.to_thread(
+                    chart_source.track_digest, data, artifact.revision
                 )
-                data = await asyncio.to_thread(chart_source.with_chart_version, data, new_version)
-            except (chart_source.SourceError, ChartError) as e:
-                raise self._fail(
-                    obj, CHART_MUTATE_ERROR, str(e), parse_duration(obj.spec.interval)
-                ) from None
+            except (chart_source.SourceError, tarfile.TarError) as e:
+                raise self._fail(obj, CHART_MUTATE_ERROR, str(e), interval) from None
         try:
             chart = await asyncio.to_thread(load_chart, data)
         except ChartError as e:
             self._emit(obj, "warning", ARTIFACT_FAILED, str(e))
-            raise self._fail(
-                obj,
-                ARTIFACT_FAILED,
-                f"Could not load chart: {e}",
-                parse_duration(obj.spec.interval),
-            ) from None
+            raise self._fail(obj, ARTIFACT_FAILED, f"Could not load chart: {e}", interval) from None
         if conditions.get_reason(obj, READY) == ARTIFACT_FAILED:
             conditions.mark_unknown(obj, READY, PROGRESSING, "reconciliation in progress")
         return chart, oci_digest
@@ -721,10 +717,6 @@ class HelmReleaseReconciler:
         obj.status.storage_namespace = ""
 
 
-def _archive_version(data: bytes) -> str:
-    return load_chart(data).version
-
-
 async def _inventory(kube: Kube, rls: Release, chart: LoadedChart) -> ResourceInventory | None:
     """The release's objects (hooks excluded) and the chart's CRDs, in Flux's id format; the
     namespace of each object as the API server scopes it. None once uninstalled."""
@@ -734,7 +726,7 @@ async def _inventory(kube: Kube, rls: Release, chart: LoadedChart) -> ResourceIn
         return None
     manifest = rls.manifest + "".join(f"\n---\n{text}" for _, text in chart.crds)
     try:
-        items = await resources.build(Discovery(kube), manifest, rls.namespace)
+        items = await resources.build(shared_discovery(kube), manifest, rls.namespace)
     except (resources.BuildError, ApiError) as e:
         log.warning("failed to build inventory for release %s: %s", rls.name, e)
         return None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidal.api.helmrelease import HelmRelease, HelmSnapshot
+from tidal.helm import storage
 from tidal.helm.storage import Release
 from tidal.helmrelease import history
 from tidal.helmrelease.digests import (
@@ -18,7 +19,7 @@ from tidal.helmrelease.digests import (
 )
 from tidal.helmrelease.remediation import active_remediation
 
-PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
+PENDING = (storage.PENDING_INSTALL, storage.PENDING_UPGRADE, storage.PENDING_ROLLBACK)
 
 
 class Status(enum.StrEnum):
@@ -84,7 +85,7 @@ def determine(
     if status in PENDING:
         return State(Status.LOCKED, f"release with status '{status}'")
     if not hr.status.history:
-        if status == history.UNINSTALLED:
+        if status == storage.UNINSTALLED:
             return State(Status.ABSENT, "found uninstalled release in storage")
         return State(Status.UNMANAGED, "found existing release in storage")
     cur = hr.status.history[0]
@@ -93,11 +94,11 @@ def determine(
     problem = verify_release_object(cur, latest)
     if problem:
         return State(Status.UNMANAGED, problem)
-    if status == history.FAILED:
+    if status == storage.FAILED:
         return State(Status.FAILED)
-    if status == history.UNINSTALLED:
+    if status == storage.UNINSTALLED:
         return State(Status.ABSENT, "found uninstalled release in storage")
-    if status != history.DEPLOYED:
+    if status != storage.DEPLOYED:
         raise StateError(f"unable to determine state for release with status '{status}'")
     problem = verify_release(latest, cur, chart_metadata, values)
     if problem:

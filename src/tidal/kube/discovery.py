@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -126,3 +127,15 @@ class Discovery:
 def object_path(resource: Resource, obj: Mapping[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     return resource.path(str(meta.get("name", "")), str(meta.get("namespace", "") or ""))
+
+
+_shared: weakref.WeakKeyDictionary[Kube, Discovery] = weakref.WeakKeyDictionary()
+
+
+def shared_discovery(kube: Kube) -> Discovery:
+    """One Discovery per client for the whole process, so that repeated work against one API
+    server (each action of each Helm release) does not read the same group-versions again."""
+    found = _shared.get(kube)
+    if found is None:
+        found = _shared[kube] = Discovery(kube)
+    return found

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import aiohttp
 import msgspec
 
 from tidal.api.base import parse_duration
@@ -53,7 +52,6 @@ from tidal.api.source import (
     HELM_REPOSITORY_DEFAULT_TIMEOUT,
     HELM_REPOSITORY_KIND,
     REVISION_ANNOTATION,
-    SOURCE_FINALIZER,
     SOURCE_VERIFIED,
     STORAGE_OPERATION_FAILED,
     URL_INVALID,
@@ -75,8 +73,6 @@ from tidal.api.source_helmchart import (
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.events import EventRecorder
 from tidal.runtime import conditions
-from tidal.runtime.finalizers import add_finalizer, remove_finalizer
-from tidal.runtime.status import write_status
 from tidal.runtime.summarize import (
     Failed,
     Outcome,
@@ -88,6 +84,7 @@ from tidal.runtime.summarize import (
 )
 from tidal.runtime.workers import Result
 from tidal.source.archive import ArchiveError, safe_extract
+from tidal.source.base import API_PATH, SourceReconciler, Stop
 from tidal.source.helm.auth import (
     AuthError,
     ClientOptions,
@@ -124,12 +121,11 @@ from tidal.source.oci.client import Client
 from tidal.source.oci.reference import Repository
 from tidal.source.revision import extract_hash
 from tidal.source.storage import Storage, StorageError, artifact_path
-from tidal.source.stored_artifact import check_stored_artifact, remove_artifacts
+from tidal.source.stored_artifact import check_stored_artifact
 
 log = logging.getLogger(__name__)
 
 PLURAL: Final = "helmcharts"
-API_PATH: Final = "/apis/source.toolkit.fluxcd.io/v1"
 LATEST_LINK: Final = "latest.tar.gz"
 ARCHIVE_OPERATION_FAILED: Final = "ArchiveOperationFailed"
 READ_OPERATION_FAILED: Final = "ReadOperationFailed"
@@ -195,12 +191,6 @@ class Settings:
     requeue_dependency: float = 30.0
 
 
-class _Stop(Exception):
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(getattr(outcome, "message", ""))
-        self.outcome = outcome
-
-
 class _SourceError(Exception):
     """A failure of the source step that is not a chart build error."""
 
@@ -208,10 +198,6 @@ class _SourceError(Exception):
         super().__init__(message)
         self.reason = reason
         self.stalling = stalling
-
-
-def _object_path(namespace: str, name: str) -> str:
-    return f"{API_PATH}/namespaces/{namespace}/{PLURAL}/{name}"
 
 
 def _source_path(kind: str, namespace: str, name: str) -> str:
@@ -238,7 +224,10 @@ def revision_metadata(kind: str, revision: str) -> str:
     return revision[:12]
 
 
-class HelmChartReconciler:
+class HelmChartReconciler(SourceReconciler):
+    plural = PLURAL
+    kind = HELM_CHART_KIND
+
     def __init__(
         self,
         kube: Kube,
@@ -248,22 +237,10 @@ class HelmChartReconciler:
         *,
         list_helm_repositories: Callable[[str], list[dict[str, Any]]] | None = None,
     ) -> None:
-        self.kube = kube
-        self.storage = storage
-        self.events = events
+        super().__init__(kube, storage, events)
         self.settings = settings or Settings()
         # The HelmRepositories of a namespace, for dependencies; an API LIST when not given.
         self._list_helm_repositories = list_helm_repositories
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -273,14 +250,9 @@ class HelmChartReconciler:
         except msgspec.ValidationError as e:
             log.error("cannot decode HelmChart: %s", e)
             return Result.failure(f"invalid object: {e}")
-        meta = obj.metadata
-        if meta.deletion_timestamp:
-            return await self._delete(obj)
-        await add_finalizer(
-            self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
-        )
-        if obj.spec.suspend:
-            return Result.success()
+        stopped = await self._begin(obj, obj.spec.suspend)
+        if stopped is not None:
+            return stopped
 
         written = obj.status.to_dict()
         old_artifact = obj.status.artifact
@@ -294,7 +266,7 @@ class HelmChartReconciler:
             build, written = await self._reconcile_source(obj, written)
             await self._reconcile_artifact(obj, build)
             outcome: Outcome = Success()
-        except _Stop as stop:
+        except Stop as stop:
             outcome = stop.outcome
 
         finalized = finalize(
@@ -303,24 +275,6 @@ class HelmChartReconciler:
         self._notify(obj, old_artifact, had_failure, build, outcome)
         await self._write(obj, written)
         return finalized.result
-
-    async def _write(self, obj: HelmChart, before: dict[str, Any]) -> dict[str, Any]:
-        meta = obj.metadata
-        after = obj.status.to_dict()
-        await write_status(self.kube, _object_path(meta.namespace, meta.name), before, after)
-        return after
-
-    # -- deletion ------------------------------------------------------------------------------
-
-    async def _delete(self, obj: HelmChart) -> Result:
-        meta = obj.metadata
-        error = await remove_artifacts(self.storage, HELM_CHART_KIND, meta.namespace, meta.name)
-        if error:
-            return Result.failure(error)
-        await remove_finalizer(
-            self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
-        )
-        return Result.success()
 
     # -- step 2: storage -----------------------------------------------------------------------
 
@@ -343,14 +297,14 @@ class HelmChartReconciler:
             # No Bucket kind is served by tidal yet: such a source can only be missing.
             message = f"failed to get source: {not_found}"
             conditions.mark_true(obj, FETCH_FAILED, SOURCE_UNAVAILABLE, message)
-            raise _Stop(Failed(SOURCE_UNAVAILABLE, message))
+            raise Stop(Failed(SOURCE_UNAVAILABLE, message))
         try:
             return await self.kube.get(_source_path(ref.kind, ns, ref.name))
         except ApiError as e:
             detail = not_found if e.status == 404 else e.message
             message = f"failed to get source: {detail}"
             conditions.mark_true(obj, FETCH_FAILED, SOURCE_UNAVAILABLE, message)
-            raise _Stop(Failed(SOURCE_UNAVAILABLE, message)) from None
+            raise Stop(Failed(SOURCE_UNAVAILABLE, message)) from None
 
     async def _reconcile_source(
         self, obj: HelmChart, written: dict[str, Any]
@@ -366,13 +320,13 @@ class HelmChartReconciler:
             except msgspec.ValidationError as e:
                 message = f"failed to get source: invalid HelmRepository: {e}"
                 conditions.mark_true(obj, FETCH_FAILED, SOURCE_UNAVAILABLE, message)
-                raise _Stop(Failed(SOURCE_UNAVAILABLE, message)) from None
+                raise Stop(Failed(SOURCE_UNAVAILABLE, message)) from None
         artifact = _artifact_of(source)
         is_oci = repo is not None and repo.is_oci
         if not is_oci and artifact is None:
             message = f"no artifact available for {ref.kind} source '{ref.name}'"
             conditions.mark_true(obj, FETCH_FAILED, NO_SOURCE_ARTIFACT, message)
-            raise _Stop(Waiting(NO_SOURCE_ARTIFACT, message, self.settings.requeue_dependency))
+            raise Stop(Waiting(NO_SOURCE_ARTIFACT, message, self.settings.requeue_dependency))
         if artifact is not None:
             obj.status.observed_source_artifact_revision = artifact.revision
 
@@ -398,7 +352,7 @@ class HelmChartReconciler:
                 reason, stalling = error.reason.reason, error.reason in PERSISTENT
             else:
                 reason, stalling = error.reason, error.stalling
-            raise _Stop((Stalling if stalling else Failed)(reason, str(error)))
+            raise Stop((Stalling if stalling else Failed)(reason, str(error)))
         return build, written
 
     async def _observe_build(
@@ -679,7 +633,7 @@ class HelmChartReconciler:
 
     async def _reconcile_artifact(self, obj: HelmChart, build: Build) -> None:
         if not build.complete:
-            raise _Stop(Failed(FAILED, "no chart build"))
+            raise Stop(Failed(FAILED, "no chart build"))
         try:
             if build.cached:
                 current = obj.status.artifact
@@ -726,7 +680,7 @@ class HelmChartReconciler:
         except (OSError, StorageError) as e:
             message = f"unable to copy Helm chart to storage: {e}"
             conditions.mark_true(obj, STORAGE_OPERATION_FAILED, ARCHIVE_OPERATION_FAILED, message)
-            raise _Stop(Failed(ARCHIVE_OPERATION_FAILED, message)) from None
+            raise Stop(Failed(ARCHIVE_OPERATION_FAILED, message)) from None
         obj.status.artifact = stored
         obj.status.observed_chart_name = build.name
         obj.status.observed_values_files = (

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import msgspec
 
 from tidal.api.base import parse_duration
@@ -59,7 +58,7 @@ from tidal.api.source import (
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.events import EventRecorder
 from tidal.runtime import conditions
-from tidal.runtime.finalizers import add_finalizer, remove_finalizer
+from tidal.runtime.finalizers import remove_finalizer
 from tidal.runtime.status import write_status
 from tidal.runtime.summarize import (
     HELM_REPOSITORY_READY,
@@ -70,6 +69,7 @@ from tidal.runtime.summarize import (
     finalize,
 )
 from tidal.runtime.workers import Result
+from tidal.source.base import SourceReconciler, Stop
 from tidal.source.helm.auth import AuthError, ClientOptions, client_options
 from tidal.source.helm.fetch import FetchError, fetch_index, redact
 from tidal.source.helm.index import (
@@ -80,12 +80,11 @@ from tidal.source.helm.index import (
 )
 from tidal.source.helm.index_schema import IndexLoadError
 from tidal.source.storage import Storage, StorageError, artifact_path
-from tidal.source.stored_artifact import check_stored_artifact, remove_artifacts
+from tidal.source.stored_artifact import check_stored_artifact
 
 log = logging.getLogger(__name__)
 
 PLURAL = "helmrepositories"
-API_PATH = "/apis/source.toolkit.fluxcd.io/v1"
 INDEX_LINK = "index.yaml"
 DIR_CREATION_FAILED = "DirectoryCreationFailed"
 ARCHIVE_OPERATION_FAILED = "ArchiveOperationFailed"
@@ -101,24 +100,12 @@ class Settings:
     max_index_size: int = DEFAULT_MAX_INDEX_SIZE
 
 
-class _Stop(Exception):
-    """Ends the sub-reconcilers early with an outcome."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(getattr(outcome, "message", ""))
-        self.outcome = outcome
-
-
 @dataclass(frozen=True)
 class _Fetched:
     """What the source step hands to the artifact step."""
 
     revision: str
     index: NormalizedIndex | None  # None: the artifact already holds this revision
-
-
-def _object_path(namespace: str, name: str) -> str:
-    return f"{API_PATH}/namespaces/{namespace}/{PLURAL}/{name}"
 
 
 def human_size(size: float) -> str:
@@ -153,7 +140,10 @@ def _status_is_empty(raw: Mapping[str, Any]) -> bool:
     )
 
 
-class HelmRepositoryReconciler:
+class HelmRepositoryReconciler(SourceReconciler):
+    plural = PLURAL
+    kind = HELM_REPOSITORY_KIND
+
     def __init__(
         self,
         kube: Kube,
@@ -161,21 +151,8 @@ class HelmRepositoryReconciler:
         events: EventRecorder,
         settings: Settings | None = None,
     ) -> None:
-        self.kube = kube
-        self.storage = storage
-        self.events = events
+        super().__init__(kube, storage, events)
         self.settings = settings or Settings()
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # No cookies: one repository's session must not leak into another's requests.
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -185,16 +162,11 @@ class HelmRepositoryReconciler:
         except msgspec.ValidationError as e:
             log.error("cannot decode HelmRepository: %s", e)
             return Result.failure(f"invalid object: {e}")
-        meta = obj.metadata
         if obj.is_oci:
             return await self._make_static(obj, raw)
-        if meta.deletion_timestamp:
-            return await self._delete(obj)
-        await add_finalizer(
-            self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
-        )
-        if obj.spec.suspend:
-            return Result.success()
+        stopped = await self._begin(obj, obj.spec.suspend)
+        if stopped is not None:
+            return stopped
 
         written = obj.status.to_dict()
         old_artifact = obj.status.artifact
@@ -218,7 +190,7 @@ class HelmRepositoryReconciler:
                     skipped_note = describe_skipped(fetched.index.skipped)
             await self._reconcile_artifact(obj, fetched)
             outcome: Outcome = Success()
-        except _Stop as stop:
+        except Stop as stop:
             outcome = stop.outcome
 
         interval = parse_duration(obj.spec.interval or HELM_REPOSITORY_DEFAULT_INTERVAL)
@@ -226,12 +198,6 @@ class HelmRepositoryReconciler:
         self._notify(obj, old_artifact, had_failure, outcome, skipped_note)
         await self._write(obj, written)
         return finalized.result
-
-    async def _write(self, obj: HelmRepository, before: dict[str, Any]) -> dict[str, Any]:
-        meta = obj.metadata
-        after = obj.status.to_dict()
-        await write_status(self.kube, _object_path(meta.namespace, meta.name), before, after)
-        return after
 
     # -- type oci ------------------------------------------------------------------------------
 
@@ -248,25 +214,11 @@ class HelmRepositoryReconciler:
             )
         except (OSError, StorageError) as e:
             return Result.failure(f"garbage collection for deleted resource failed: {e}")
-        path = _object_path(meta.namespace, meta.name)
+        path = self.object_path(meta.namespace, meta.name)
         before = dict(raw.get("status") or {})
         if before:
             await write_status(self.kube, path, before, {})
         await remove_finalizer(self.kube, path, meta.finalizers, SOURCE_FINALIZER)
-        return Result.success()
-
-    # -- deletion ------------------------------------------------------------------------------
-
-    async def _delete(self, obj: HelmRepository) -> Result:
-        meta = obj.metadata
-        error = await remove_artifacts(
-            self.storage, HELM_REPOSITORY_KIND, meta.namespace, meta.name
-        )
-        if error:
-            return Result.failure(error)
-        await remove_finalizer(
-            self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
-        )
         return Result.success()
 
     # -- step 2: storage -----------------------------------------------------------------------
@@ -295,12 +247,12 @@ class HelmRepositoryReconciler:
             except ApiError as e:
                 message = f"failed to get {what} '{ns}/{ref.name}': {e.message}"
                 conditions.mark_true(obj, FETCH_FAILED, AUTHENTICATION_FAILED, message)
-                raise _Stop(Failed(AUTHENTICATION_FAILED, message)) from None
+                raise Stop(Failed(AUTHENTICATION_FAILED, message)) from None
         try:
             options = client_options(ns, secrets["auth"], secrets["tls"])
         except AuthError as e:
             conditions.mark_true(obj, FETCH_FAILED, AUTHENTICATION_FAILED, str(e))
-            raise _Stop(Failed(AUTHENTICATION_FAILED, str(e))) from None
+            raise Stop(Failed(AUTHENTICATION_FAILED, str(e))) from None
         if options.deprecated_tls:
             log.info(
                 "warning: specifying TLS authentication data via `.spec.secretRef` is "
@@ -309,10 +261,10 @@ class HelmRepositoryReconciler:
             )
         return options
 
-    def _invalid_url(self, obj: HelmRepository, detail: str) -> _Stop:
+    def _invalid_url(self, obj: HelmRepository, detail: str) -> Stop:
         message = f"invalid Helm repository URL: {detail}"
         conditions.mark_true(obj, FETCH_FAILED, URL_INVALID, message)
-        return _Stop(Stalling(URL_INVALID, message))
+        return Stop(Stalling(URL_INVALID, message))
 
     async def _reconcile_source(self, obj: HelmRepository) -> _Fetched:
         url = obj.spec.url
@@ -328,7 +280,7 @@ class HelmRepositoryReconciler:
         if parts.scheme not in ("http", "https"):
             message = f'failed to construct Helm client: scheme "{parts.scheme}" not supported'
             conditions.mark_true(obj, FETCH_FAILED, FAILED, message)
-            raise _Stop(Stalling(FAILED, message))
+            raise Stop(Stalling(FAILED, message))
         options = await self._client_options(obj)
         try:
             tls = options.tls.context() if options.tls is not None else None
@@ -346,7 +298,7 @@ class HelmRepositoryReconciler:
                 f"file: {e}"
             )
             conditions.mark_true(obj, FETCH_FAILED, FAILED, message)
-            raise _Stop(Failed(FAILED, message)) from None
+            raise Stop(Failed(FAILED, message)) from None
 
         revision = revision_of(data)
         current = obj.status.artifact
@@ -362,7 +314,7 @@ class HelmRepositoryReconciler:
                 f"failed to load index: {e}"
             )
             conditions.mark_true(obj, FETCH_FAILED, INDEXATION_FAILED, message)
-            raise _Stop(Failed(INDEXATION_FAILED, message)) from None
+            raise Stop(Failed(INDEXATION_FAILED, message)) from None
         finally:
             del data
         conditions.delete(obj, FETCH_FAILED)
@@ -412,7 +364,7 @@ class HelmRepositoryReconciler:
         except (OSError, StorageError) as e:
             message = f"unable to save artifact to storage: {e}"
             conditions.mark_true(obj, STORAGE_OPERATION_FAILED, ARCHIVE_OPERATION_FAILED, message)
-            raise _Stop(Failed(ARCHIVE_OPERATION_FAILED, message)) from None
+            raise Stop(Failed(ARCHIVE_OPERATION_FAILED, message)) from None
         obj.status.artifact = stored
         if link:
             obj.status.url = link

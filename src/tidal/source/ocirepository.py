@@ -50,7 +50,6 @@ from tidal.api.source import (
     NEW_ARTIFACT,
     NEW_REVISION,
     REVISION_ANNOTATION,
-    SOURCE_FINALIZER,
     SOURCE_VERIFIED,
     STORAGE_OPERATION_FAILED,
     URL_INVALID,
@@ -70,8 +69,6 @@ from tidal.api.source_oci import (
 from tidal.kube.client import ApiError, Kube
 from tidal.kube.events import EventRecorder
 from tidal.runtime import conditions
-from tidal.runtime.finalizers import add_finalizer, remove_finalizer
-from tidal.runtime.status import write_status
 from tidal.runtime.summarize import Failed, Outcome, ReadySummary, Stalling, Success, finalize
 from tidal.runtime.workers import Result
 from tidal.source.archive import (
@@ -81,6 +78,7 @@ from tidal.source.archive import (
     Archiver,
     safe_extract,
 )
+from tidal.source.base import SourceReconciler, Stop
 from tidal.source.helm.auth import AuthError, tls_from_secret
 from tidal.source.ignore import IgnoreRules
 from tidal.source.oci import cosign
@@ -93,11 +91,10 @@ from tidal.source.oci.manifest import select_layer
 from tidal.source.oci.reference import DEFAULT_TAG, Repository, parse_repository
 from tidal.source.oci.tags import digest_of_revision, revision, select_semver
 from tidal.source.storage import Storage, StorageError, artifact_path
-from tidal.source.stored_artifact import check_stored_artifact, remove_artifacts
+from tidal.source.stored_artifact import check_stored_artifact
 
 log = logging.getLogger(__name__)
 
-API_PATH = "/apis/source.toolkit.fluxcd.io/v1"
 ARCHIVE_OPERATION_FAILED = "ArchiveOperationFailed"
 UNSUPPORTED_CONFIGURATION = "UnsupportedConfiguration"
 ORIGIN_REVISION_ANNOTATION = f"{GROUP}/originRevision"
@@ -146,14 +143,6 @@ class Settings:
     max_files: int = DEFAULT_MAX_FILES
 
 
-class _Stop(Exception):
-    """Ends the sub-reconcilers early with an outcome."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(getattr(outcome, "message", ""))
-        self.outcome = outcome
-
-
 @dataclass
 class _Fetched:
     """What the source step hands to the artifact step."""
@@ -162,10 +151,6 @@ class _Fetched:
     pulled: bool  # False: the stored artifact already holds this revision
     metadata: dict[str, str] = field(default_factory=dict)
     copy_file: Path | None = None  # the layer, for operation copy
-
-
-def _object_path(namespace: str, name: str) -> str:
-    return f"{API_PATH}/namespaces/{namespace}/{OCI_REPOSITORY_PLURAL}/{name}"
 
 
 def content_config_changed(obj: OCIRepository) -> bool:
@@ -190,7 +175,10 @@ def new_artifact_message(url: str, artifact: Artifact) -> tuple[str, dict[str, s
     return message, annotations
 
 
-class OCIRepositoryReconciler:
+class OCIRepositoryReconciler(SourceReconciler):
+    plural = OCI_REPOSITORY_PLURAL
+    kind = OCI_REPOSITORY_KIND
+
     def __init__(
         self,
         kube: Kube,
@@ -198,26 +186,13 @@ class OCIRepositoryReconciler:
         events: EventRecorder,
         settings: Settings | None = None,
     ) -> None:
-        self.kube = kube
-        self.storage = storage
-        self.events = events
+        super().__init__(kube, storage, events)
         self.settings = settings or Settings()
         self.archiver = Archiver(
             digest_algorithm=storage.digest_algorithm,
             max_bytes=self.settings.max_content_bytes,
             max_files=self.settings.max_files,
         )
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # No cookies: one registry's session must not leak into another object's requests.
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -227,14 +202,9 @@ class OCIRepositoryReconciler:
         except msgspec.ValidationError as e:
             log.error("cannot decode OCIRepository: %s", e)
             return Result.failure(f"invalid object: {e}")
-        meta = obj.metadata
-        if meta.deletion_timestamp:
-            return await self._delete(obj)
-        await add_finalizer(
-            self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
-        )
-        if obj.spec.suspend:
-            return Result.success()
+        stopped = await self._begin(obj, obj.spec.suspend)
+        if stopped is not None:
+            return stopped
 
         written = obj.status.to_dict()
         old_artifact = obj.status.artifact
@@ -245,6 +215,7 @@ class OCIRepositoryReconciler:
         written = await self._write(obj, written)
         conditions.delete(obj, STORAGE_OPERATION_FAILED)
 
+        meta = obj.metadata
         workdir = Path(tempfile.mkdtemp(prefix=f"tidal-oci-{meta.namespace}-{meta.name}-"))
         try:
             await self._reconcile_storage(obj)
@@ -253,7 +224,7 @@ class OCIRepositoryReconciler:
                 written = await self._write(obj, written)
             await self._reconcile_artifact(obj, fetched, workdir)
             outcome: Outcome = Success()
-        except _Stop as stop:
+        except Stop as stop:
             outcome = stop.outcome
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
@@ -263,24 +234,6 @@ class OCIRepositoryReconciler:
         self._notify(obj, old_artifact, had_failure, outcome)
         await self._write(obj, written)
         return finalized.result
-
-    async def _write(self, obj: OCIRepository, before: dict[str, Any]) -> dict[str, Any]:
-        meta = obj.metadata
-        after = obj.status.to_dict()
-        await write_status(self.kube, _object_path(meta.namespace, meta.name), before, after)
-        return after
-
-    # -- deletion ------------------------------------------------------------------------------
-
-    async def _delete(self, obj: OCIRepository) -> Result:
-        meta = obj.metadata
-        error = await remove_artifacts(self.storage, OCI_REPOSITORY_KIND, meta.namespace, meta.name)
-        if error:
-            return Result.failure(error)
-        await remove_finalizer(
-            self.kube, _object_path(meta.namespace, meta.name), meta.finalizers, SOURCE_FINALIZER
-        )
-        return Result.success()
 
     # -- step 2: storage -----------------------------------------------------------------------
 
@@ -294,16 +247,16 @@ class OCIRepositoryReconciler:
 
     # -- step 3: source ------------------------------------------------------------------------
 
-    def _fail(self, obj: OCIRepository, reason: str, message: str, *, stall: bool = False) -> _Stop:
+    def _fail(self, obj: OCIRepository, reason: str, message: str, *, stall: bool = False) -> Stop:
         conditions.mark_true(obj, FETCH_FAILED, reason, "%s", message)
-        return _Stop(Stalling(reason, message) if stall else Failed(reason, message))
+        return Stop(Stalling(reason, message) if stall else Failed(reason, message))
 
     def _check_supported(self, obj: OCIRepository) -> None:
         spec = obj.spec
         provider = spec.provider or "generic"
         if provider != "generic":
             message = f"spec.provider '{provider}' not supported by tidal yet"
-            raise _Stop(Stalling(UNSUPPORTED_CONFIGURATION, message))
+            raise Stop(Stalling(UNSUPPORTED_CONFIGURATION, message))
         verify = spec.verify
         if verify is not None and (verify.provider != "cosign" or verify.secret_ref is None):
             # Never reported verified: only cosign with public keys is checked so far.
@@ -313,7 +266,7 @@ class OCIRepositoryReconciler:
                 f"{what} verification is not supported by tidal yet"
             )
             conditions.mark_false(obj, SOURCE_VERIFIED, VERIFICATION_ERROR, "%s", message)
-            raise _Stop(Stalling(VERIFICATION_ERROR, message))
+            raise Stop(Stalling(VERIFICATION_ERROR, message))
 
     async def _pull_secrets(self, obj: OCIRepository) -> list[tuple[str, dict[str, bytes]]]:
         spec, ns = obj.spec, obj.metadata.namespace
@@ -445,7 +398,7 @@ class OCIRepositoryReconciler:
         except ApiError as e:
             message = f"{failure}: {e.message}"
             conditions.mark_false(obj, SOURCE_VERIFIED, VERIFICATION_ERROR, "%s", message)
-            raise _Stop(Failed(VERIFICATION_ERROR, message)) from None
+            raise Stop(Failed(VERIFICATION_ERROR, message)) from None
         print_ = cosign.fingerprint(verify.provider, secret)
         verified = conditions.get(obj, SOURCE_VERIFIED)
         current = obj.status.artifact
@@ -470,7 +423,7 @@ class OCIRepositoryReconciler:
         if not ok:
             message = f"{failure}: {detail}"
             conditions.mark_false(obj, SOURCE_VERIFIED, VERIFICATION_ERROR, "%s", message)
-            raise _Stop(Failed(VERIFICATION_ERROR, message))
+            raise Stop(Failed(VERIFICATION_ERROR, message))
         conditions.mark_true(
             obj, SOURCE_VERIFIED, SUCCEEDED, "verified signature of revision %s", rev
         )
@@ -641,7 +594,7 @@ class OCIRepositoryReconciler:
             what = "copy" if copy_file is not None else "archive"
             message = f"unable to {what} artifact to storage: {e}"
             conditions.mark_true(obj, STORAGE_OPERATION_FAILED, ARCHIVE_OPERATION_FAILED, message)
-            raise _Stop(Failed(ARCHIVE_OPERATION_FAILED, message)) from None
+            raise Stop(Failed(ARCHIVE_OPERATION_FAILED, message)) from None
         obj.status.artifact = msgspec.structs.replace(stored, metadata=fetched.metadata)
         obj.status.observed_ignore = obj.spec.ignore
         obj.status.observed_layer_selector = obj.spec.layer_selector

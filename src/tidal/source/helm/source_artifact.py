@@ -22,6 +22,10 @@ class SourceArtifactError(Exception):
     pass
 
 
+class ArtifactNotFoundError(SourceArtifactError):
+    """The source's server answered 404: the artifact is gone (or not written yet)."""
+
+
 def _verify(data: bytes, artifact: Artifact) -> bytes:
     try:
         algorithm, expected = parse_digest(artifact.digest)
@@ -64,10 +68,24 @@ async def read_artifact(
     local = await asyncio.to_thread(_read_local, storage, artifact, max_size)
     if local is not None:
         return local
+    return await fetch_artifact(session, artifact, max_size=max_size, time_limit=time_limit)
+
+
+async def fetch_artifact(
+    session: aiohttp.ClientSession,
+    artifact: Artifact,
+    *,
+    max_size: int,
+    time_limit: float = 60.0,
+) -> bytes:
+    """The artifact's bytes from its URL, bounded in size and time and checked against its
+    digest; ArtifactNotFoundError when the source's server no longer has the file."""
     parts: list[bytes] = []
     size = 0
     try:
         async with asyncio.timeout(time_limit), session.get(artifact.url) as resp:
+            if resp.status == 404:
+                raise ArtifactNotFoundError(f"artifact not found at {artifact.url}")
             if resp.status != 200:
                 raise SourceArtifactError(
                     f"failed to download artifact from {artifact.url}, status: "
